@@ -1,0 +1,1 @@
+"""Plexus devnet package."""

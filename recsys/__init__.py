@@ -1,0 +1,1 @@
+"""Plexus recsys package."""
