@@ -1,0 +1,1 @@
+"""G-Rank: unsupervised decentralized search ranking from gossiped clicklogs (sans-IO)."""
