@@ -1,0 +1,57 @@
+"""Load a local Hugging Face causal LM (optional extra ``plexus[hf]``; imported lazily).
+
+``load_causal_lm(path)`` accepts a model directory or a ``.gguf`` file (``transformers``
+dequantises GGUF weights with the ``gguf`` package). Nothing is downloaded: the loader
+runs with ``local_files_only=True``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+
+class HfUnavailable(RuntimeError):
+    """The optional Hugging Face extra is not installed."""
+
+
+INSTALL_HINT = 'install the extra: pip install "plexus[hf]" (transformers>=4.45, gguf)'
+
+
+def hf_available(gguf: bool = False) -> bool:
+    """True when ``transformers`` (and ``gguf`` if asked) can be imported."""
+    names = ["transformers"] + (["gguf"] if gguf else [])
+    return all(importlib.util.find_spec(n) is not None for n in names)
+
+
+def load_causal_lm(path: str | Path):
+    """Return ``(model, tokenizer)`` for the causal LM at ``path`` in eval mode, float32.
+
+    ``path`` is a directory with ``config.json`` or a single ``.gguf`` file.
+    Raises :class:`HfUnavailable` if the extra is missing, ``FileNotFoundError`` if the
+    path does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no model at {path}")
+    is_gguf = path.suffix == ".gguf"
+    if not hf_available(gguf=is_gguf):
+        raise HfUnavailable(f"loading {path} needs transformers{' and gguf' if is_gguf else ''}: {INSTALL_HINT}")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if is_gguf:
+        kwargs = {"gguf_file": path.name, "local_files_only": True}
+        where = str(path.parent)
+    else:
+        kwargs = {"local_files_only": True}
+        where = str(path)
+    tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(where, torch_dtype=torch.float32, **kwargs)
+    model.eval()
+    return model, tokenizer
+
+
+def causal_lm_loss(model, batch):
+    """Mean next-token loss of a Hugging Face causal LM on ``batch`` ([B, T] token ids)."""
+    return model(input_ids=batch, labels=batch).loss
