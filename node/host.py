@@ -1,0 +1,106 @@
+"""Assembling a py-libp2p host the way Plexus needs it (DESIGN.md §2).
+
+Noise is the only security transport (a plaintext peer cannot connect), one connection per peer
+(py-libp2p waits 250 ms per dial otherwise), GossipSub with go-libp2p-pubsub's documented degrees,
+strict signing and the default message id, its spam limit set on purpose, and every stream handler
+guarded so that an exception from one bad peer resets a stream instead of ending the process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import multiaddr
+from libp2p import new_host
+from libp2p.abc import IHost, INetStream
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.score import ScoreParams
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+
+from node.settings import GossipSettings
+
+log = logging.getLogger(__name__)
+
+GOSSIP_PROTOCOLS = (PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID)
+APP_SCORE_WEIGHT = 1.0
+MAX_CONNECTIONS_PER_PEER = 1
+
+StreamHandler = Callable[[INetStream], Awaitable[None]]
+
+
+@dataclass
+class Libp2pStack:
+    """The host and its pubsub layer, not yet running."""
+
+    host: IHost
+    pubsub: Pubsub
+    router: GossipSub
+
+
+def noise_only(key_pair: KeyPair) -> dict:
+    """Security options offering Noise and nothing else."""
+    return {NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)}
+
+
+def build_stack(
+    key_pair: KeyPair,
+    listen: tuple[str, ...],
+    gossip: GossipSettings,
+    app_score: Callable[[ID], float] | None = None,
+) -> Libp2pStack:
+    """Create the host, GossipSub router and Pubsub for one node."""
+    host = new_host(
+        key_pair=key_pair,
+        sec_opt=noise_only(key_pair),
+        connection_config=ConnectionConfig(max_connections_per_peer=MAX_CONNECTIONS_PER_PEER),
+        listen_addrs=[multiaddr.Multiaddr(a) for a in listen],
+    )
+    router = GossipSub(
+        protocols=list(GOSSIP_PROTOCOLS),
+        degree=gossip.degree,
+        degree_low=gossip.degree_low,
+        degree_high=gossip.degree_high,
+        heartbeat_interval=gossip.heartbeat_interval_s,
+        score_params=ScoreParams(app_specific_score_fn=app_score, p6_appl_slack_weight=APP_SCORE_WEIGHT),
+        spam_protection_enabled=True,
+        max_messages_per_topic_per_second=gossip.spam_limit_per_topic_s,
+    )
+    pubsub = Pubsub(host, router, strict_signing=True)
+    for protocol in router.get_protocols():
+        host.set_stream_handler(protocol, guard_handler(pubsub.stream_handler, f"pubsub {protocol}"))
+    return Libp2pStack(host=host, pubsub=pubsub, router=router)
+
+
+def guard_handler(handler: StreamHandler, label: str) -> StreamHandler:
+    """Wrap a stream handler so that no exception escapes into the swarm (DESIGN.md §3).
+
+    py-libp2p 0.8.1 ends the process when an exception escapes a handler (a malformed protobuf
+    frame from one peer is enough); here it costs that peer a reset stream and one log line.
+    """
+
+    async def guarded(stream: INetStream) -> None:
+        try:
+            await handler(stream)
+        except Exception as exc:  # noqa: BLE001 - the whole point: nothing escapes
+            peer = getattr(getattr(stream, "muxed_conn", None), "peer_id", "?")
+            log.warning("%s: dropped stream from %s: %s: %s", label, peer, type(exc).__name__, exc)
+            try:
+                await stream.reset()
+            except Exception:  # noqa: BLE001 - the stream may already be gone
+                pass
+
+    return guarded
+
+
+def set_guarded_handler(host: IHost, protocol: str, handler: StreamHandler) -> None:
+    """Register our own stream protocol handler, guarded."""
+    host.set_stream_handler(TProtocol(protocol), guard_handler(handler, protocol))
