@@ -10,6 +10,9 @@ from itertools import chain
 
 import numpy as np
 
+SPLICE_FRACTION = 0.05
+"""Rebuild the edge arrays from scratch when more than this share of rows changed; else splice the rows."""
+
 
 @dataclass(frozen=True)
 class Csr:
@@ -57,6 +60,8 @@ class TrustGraph:
         self._samplers: dict[int, tuple[list[int], list[float]] | None] = {}
         self._csr: Csr | None = None
         self._negative: NegativeEdges | None = None
+        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._dirty: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -98,6 +103,7 @@ class TrustGraph:
         self._samplers.clear()
         self._csr = None
         self._negative = None
+        self._arrays = None
 
     def edges(self) -> Iterator[tuple[int, int, float]]:
         """Every edge as (src index, dst index, weight)."""
@@ -106,6 +112,7 @@ class TrustGraph:
                 yield src, dst, w
 
     def _changed(self, src: int) -> None:
+        self._dirty.add(src)
         self._samplers.pop(src, None)
         self._csr = None
         self._negative = None
@@ -136,43 +143,66 @@ class TrustGraph:
         return targets[min(pos, len(targets) - 1)]
 
     def csr(self) -> Csr:
-        """CSR arrays of the positive edges (built once, rebuilt after any change)."""
+        """CSR arrays of the positive edges (kept up to date by splicing only the rows that changed)."""
         if self._csr is None:
-            self._csr = self._build_csr()
+            src, dst, w, indptr = self._all_edges()
+            n = indptr.size - 1
+            pos = w > 0.0
+            pindptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(src[pos], minlength=n), out=pindptr[1:])
+            cum = np.cumsum(w[pos])
+            padded = np.concatenate(([0.0], cum))
+            row_base = padded[pindptr[:-1]]
+            self._csr = Csr(pindptr, dst[pos], cum, row_base, padded[pindptr[1:]] - row_base)
         return self._csr
-
-    def _build_csr(self) -> Csr:
-        n = len(self.out)
-        rows = [[(d, w) for d, w in row.items() if w > 0.0] for row in self.out]
-        counts = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        m = int(indptr[-1])
-        flat = list(chain.from_iterable(rows))
-        indices = np.fromiter((d for d, _ in flat), dtype=np.int64, count=m)
-        weights = np.fromiter((w for _, w in flat), dtype=np.float64, count=m)
-        cum = np.cumsum(weights)
-        padded = np.concatenate(([0.0], cum))
-        row_base = padded[indptr[:-1]]
-        row_total = padded[indptr[1:]] - row_base
-        return Csr(indptr, indices, cum, row_base, row_total)
 
     def negative(self) -> NegativeEdges:
         """All distrust edges with their share of the source's total |out-weight|."""
         if self._negative is None:
-            src, dst, share = [], [], []
-            for s, row in enumerate(self.out):
-                if not row:
-                    continue
-                total = None
-                for d, w in row.items():
-                    if w < 0.0:
-                        if total is None:
-                            total = sum(abs(x) for x in row.values())
-                        src.append(s)
-                        dst.append(d)
-                        share.append(-w / total)
-            self._negative = NegativeEdges(
-                np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64), np.asarray(share, dtype=np.float64)
-            )
+            src, dst, w, _ = self._all_edges()
+            neg = w < 0.0
+            row_abs = np.bincount(src, weights=np.abs(w), minlength=len(self.out))
+            self._negative = NegativeEdges(src[neg], dst[neg], -w[neg] / row_abs[src[neg]])
         return self._negative
+
+    def _all_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(src, dst, weight, indptr) of every edge, rows in index order."""
+        if self._arrays is None or len(self._dirty) > SPLICE_FRACTION * len(self.out):
+            self._arrays = self._build_arrays()
+        elif self._dirty or self._arrays[3].size - 1 < len(self.out):
+            self._arrays = self._splice_arrays()
+        self._dirty.clear()
+        return self._arrays
+
+    def _build_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        n = len(self.out)
+        counts = np.fromiter((len(r) for r in self.out), dtype=np.int64, count=n)
+        m = int(counts.sum())
+        dst = np.fromiter(chain.from_iterable(self.out), dtype=np.int64, count=m)
+        w = np.fromiter(chain.from_iterable(r.values() for r in self.out), dtype=np.float64, count=m)
+        return self._with_rows(counts, dst, w)
+
+    def _splice_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        _, old_dst, old_w, old_ptr = self._arrays
+        old_n = old_ptr.size - 1
+        counts = np.zeros(len(self.out), dtype=np.int64)
+        counts[:old_n] = np.diff(old_ptr)
+        dst_parts, w_parts, cursor = [], [], 0
+        for r in sorted(self._dirty):
+            start = int(old_ptr[r]) if r < old_n else int(old_ptr[-1])
+            end = int(old_ptr[r + 1]) if r < old_n else start
+            row = self.out[r]
+            dst_parts += [old_dst[cursor:start], np.fromiter(row.keys(), dtype=np.int64, count=len(row))]
+            w_parts += [old_w[cursor:start], np.fromiter(row.values(), dtype=np.float64, count=len(row))]
+            counts[r] = len(row)
+            cursor = end
+        dst_parts.append(old_dst[cursor:])
+        w_parts.append(old_w[cursor:])
+        return self._with_rows(counts, np.concatenate(dst_parts), np.concatenate(w_parts))
+
+    @staticmethod
+    def _with_rows(counts: np.ndarray, dst: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        indptr = np.zeros(counts.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        src = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+        return src, dst, w, indptr
