@@ -1,0 +1,24 @@
+"""Node services: each a small class that registers its topics, handlers, commands and tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from node.runtime import Service
+from node.services.gossip import GossipService
+from node.services.membership import MembershipService
+from node.services.query import QueryService
+
+FACTORIES: dict[str, Callable[[], Service]] = {
+    "gossip": GossipService,
+    "membership": MembershipService,
+    "query": QueryService,
+}
+
+
+def build_services(names: tuple[str, ...]) -> list[Service]:
+    """Instantiate services by name; ValueError names the unknown ones."""
+    unknown = [n for n in names if n not in FACTORIES]
+    if unknown:
+        raise ValueError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(FACTORIES)}")
+    return [FACTORIES[n]() for n in names]

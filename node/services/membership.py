@@ -1,0 +1,122 @@
+"""Membership: signed peer records on gossip, the peer table, bootstrap and discovery dials."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import trio
+from libp2p.peer.id import ID
+from libp2p.pubsub.pb import rpc_pb2
+
+from node.ratelimit import KeyedLimiter
+from node.runtime import Node
+from protocols.codec import decode
+from protocols.membership import PeerRecord
+from protocols.message import SignedRecord
+from protocols.records import encode_signed, sign_record, verify_record
+from protocols.validation import Validation, accept, ignore, reject, validate_signed_frame
+
+log = logging.getLogger(__name__)
+
+TOPIC_SERVICE = "membership"
+MILLIS = 1000
+
+
+class MembershipService:
+    """Announce ourselves, learn others, keep the peer table and enough connections."""
+
+    name = "membership"
+
+    def __init__(self) -> None:
+        self.node: Node | None = None
+        self._limiter: KeyedLimiter | None = None
+
+    async def start(self, node: Node) -> None:
+        self.node = node
+        settings = node.settings.membership
+        self._limiter = KeyedLimiter(settings.record_rate_per_peer_s, max(1.0, settings.record_rate_per_peer_s))
+        await node.subscribe(node.settings.topic(TOPIC_SERVICE), self._on_record, self._validate)
+        node.spawn("membership.bootstrap", self._bootstrap_loop)
+        node.spawn("membership.announce", self._announce_loop)
+        node.control.add("peers", self._cmd_peers)
+
+    # -- inbound -------------------------------------------------------------------------
+    def _validate(self, author: str, msg: rpc_pb2.Message) -> Validation:
+        def rule(record_author: bytes, record: PeerRecord) -> Validation:
+            if record_author != msg.from_id:
+                return reject("record author is not the message source")
+            if record.network != self.node.settings.network:
+                return ignore(f"record for network {record.network!r}")
+            if not self._limiter.allow(author):
+                return ignore("peer record rate limit")
+            return accept()
+
+        return validate_signed_frame(msg.data, expect=PeerRecord, rule=rule)[0]
+
+    async def _on_record(self, msg: rpc_pb2.Message) -> None:
+        record = verify_record(decode(msg.data, expect=SignedRecord), expect=PeerRecord)
+        author = ID(msg.from_id)
+        if author == self.node.peer_id:
+            return
+        fresh = self.node.store.record_peer(author.to_base58(), time.time(), record.addrs, record.seq, record.services)
+        connected = self.node.connected_peers()
+        if fresh and author not in connected and len(connected) < self.node.settings.membership.target_peers:
+            for addr in record.addrs:
+                if await self.node.dial(f"{addr}/p2p/{author.to_base58()}"):
+                    break
+
+    # -- outbound ------------------------------------------------------------------------
+    def _own_record(self) -> bytes:
+        suffix = f"/p2p/{self.node.peer_id}"
+        addrs = tuple(a[: -len(suffix)] if a.endswith(suffix) else a for a in self.node.addrs())
+        record = PeerRecord(
+            network=self.node.settings.network,
+            addrs=addrs,
+            services=tuple(s.name for s in self.node.services),
+            seq=int(time.time() * MILLIS),
+        )
+        return encode_signed(sign_record(record, self.node.key_pair.private_key))
+
+    async def _announce_loop(self) -> None:
+        settings = self.node.settings.membership
+        topic = self.node.settings.topic(TOPIC_SERVICE)
+        while True:
+            now = time.time()
+            for peer in self.node.connected_peers():
+                self.node.store.touch_peer(peer.to_base58(), now, "connection")
+            try:
+                await self.node.publish(topic, self._own_record())
+            except Exception as exc:  # noqa: BLE001 - no peers yet, budget exhausted...
+                log.debug("announce failed: %s", exc)
+            await trio.sleep(settings.announce_interval_s)
+
+    async def _bootstrap_loop(self) -> None:
+        while True:
+            for addr in self.node.settings.bootstrap:
+                await self.node.dial(addr)
+            await trio.sleep(self.node.settings.membership.redial_interval_s)
+
+    # -- control -------------------------------------------------------------------------
+    async def _cmd_peers(self, _args: dict) -> dict:
+        return {"peers": self.peer_table()}
+
+    def peer_table(self) -> list[dict]:
+        """The peer table as plain rows (also served to remote peers by the query service)."""
+        connected = {p.to_base58() for p in self.node.connected_peers()}
+        expiry = self.node.settings.membership.peer_expiry_s
+        now = time.time()
+        return [
+            {
+                "peer_id": row.peer_id,
+                "addrs": list(row.addrs),
+                "last_seen": row.last_seen,
+                "age_s": round(now - row.last_seen, 1),
+                "connected": row.peer_id in connected,
+                "stale": now - row.last_seen > expiry,
+                "source": row.source,
+                "services": list(row.services),
+            }
+            for row in self.node.store.peers()
+            if row.peer_id != str(self.node.peer_id)
+        ]
