@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from recsys.meritrank.arrays import first_occurrences, group_starts, unique_counts
+
 
 def first_visits(ids: np.ndarray, nodes: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """(walk id, node) of each node's first visit per walk, grouped by walk in visiting order."""
     keys = ids * n_nodes + nodes
-    _, first = np.unique(keys, return_index=True)
-    first.sort()
+    first = np.sort(first_occurrences(keys))
     return ids[first], nodes[first]
 
 
@@ -25,7 +26,7 @@ def connectivity(ids: np.ndarray, nodes: np.ndarray, ego: int, n_nodes: int) -> 
     rho = np.zeros(n_nodes, dtype=np.float64)
     if node.size == 0:
         return rho
-    group_start = np.flatnonzero(np.concatenate(([True], walk[1:] != walk[:-1])))
+    group_start = group_starts(walk)
     sizes = np.diff(np.append(group_start, node.size))
     start_of = np.repeat(group_start, sizes)
     earlier = np.arange(node.size) - start_of
@@ -36,9 +37,9 @@ def connectivity(ids: np.ndarray, nodes: np.ndarray, ego: int, n_nodes: int) -> 
     j = np.repeat(node, earlier)
     offset = np.arange(total) - np.repeat(np.cumsum(earlier) - earlier, earlier)
     k = node[np.repeat(start_of, earlier) + offset]
-    pairs, counts = np.unique(j * n_nodes + k, return_counts=True)
+    pairs, counts = unique_counts(j * n_nodes + k)
     pair_j = pairs // n_nodes
-    j_start = np.flatnonzero(np.concatenate(([True], pair_j[1:] != pair_j[:-1])))
+    j_start = group_starts(pair_j)
     best = np.maximum.reduceat(counts, j_start)
     rho[pair_j[j_start]] = best / hits[pair_j[j_start]]
     return rho

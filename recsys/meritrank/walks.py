@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recsys.meritrank.arrays import group_starts, unique_sorted
 from recsys.meritrank.decay import connectivity
 from recsys.meritrank.graph import Csr, TrustGraph
 
@@ -93,7 +94,7 @@ class WalkSet:
         self._base_ids = ids
         self._base_nodes = nodes
         self._base_start = np.searchsorted(ids, np.arange(count + 1))
-        pairs = np.unique(nodes * count + ids)
+        pairs = unique_sorted(nodes * count + ids)
         hit_nodes = pairs // count
         per_node = np.bincount(hit_nodes, minlength=n_nodes)
         self.hits = per_node.astype(np.int64)
@@ -199,7 +200,8 @@ class WalkSet:
         entry_aff = is_aff[ids]
         positions = np.arange(ids.size)
         at_src = np.flatnonzero(entry_aff & (nodes == src))
-        walk_of, first = np.unique(ids[at_src], return_index=True)
+        first = group_starts(ids[at_src])
+        walk_of = ids[at_src][first]
         cut_at = np.full(self.count, ids.size, dtype=np.int64)
         cut_at[walk_of] = positions[at_src[first]]
         keep = ~entry_aff | (positions <= cut_at[ids])
