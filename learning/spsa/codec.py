@@ -4,7 +4,7 @@ Byte layout ``s kkkkkkk``:
 
 * ``k = 0``, ``s = 0`` (byte 0x00): zero (|g| below ``g_min``).
 * ``k = 1..127``: magnitude bin ``[g_min·r^(k-1), g_min·r^k)`` with ``r = (g_max/g_min)^(1/127)``,
-  decoded to the bin's arithmetic midpoint; ``s = 1`` makes it negative.
+  decoded to the bin's harmonic midpoint ``2ab/(a+b)`` (equal worst relative error at both ends); ``s = 1`` makes it negative.
 * byte 0x80 ("negative zero") is never produced and is refused on decode, so a peer
   cannot send two encodings of one value.
 
@@ -55,7 +55,7 @@ class ByteCodec:
     def _midpoint(self, k: int) -> float:
         low = self.g_min * math.exp((k - 1) * self._log_r)
         high = self.g_min * math.exp(k * self._log_r)
-        return 0.5 * (low + high)
+        return 2.0 * low * high / (low + high)
 
     def encode(self, g: float) -> int:
         """Return the byte (0..255) for ``g``; raise ``ValueError`` if ``g`` is not finite."""
