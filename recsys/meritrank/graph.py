@@ -6,7 +6,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
-from itertools import chain
+from itertools import accumulate, chain
 
 import numpy as np
 
@@ -121,15 +121,12 @@ class TrustGraph:
         """(targets, inclusive cumulative positive weights) of u, or None if u is a dead end."""
         if u in self._samplers:
             return self._samplers[u]
-        targets = [d for d, w in self.out[u].items() if w > 0.0]
-        result = None
-        if targets:
-            acc = 0.0
-            cum = []
-            for d in targets:
-                acc += self.out[u][d]
-                cum.append(acc)
-            result = (targets, cum)
+        row = self.out[u]
+        if row and min(row.values()) > 0.0:
+            result: tuple[list[int], list[float]] | None = (list(row), list(accumulate(row.values())))
+        else:
+            positive = [(d, w) for d, w in row.items() if w > 0.0]
+            result = ([d for d, _ in positive], list(accumulate(w for _, w in positive))) if positive else None
         self._samplers[u] = result
         return result
 

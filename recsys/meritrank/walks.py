@@ -75,6 +75,22 @@ def sample_tail(graph: TrustGraph, start: int, alpha: float, draw: Uniforms) -> 
     return tail
 
 
+class _CountDelta:
+    """Hit and visit count changes collected over one update, applied with a few numpy calls."""
+
+    def __init__(self) -> None:
+        self.hits_plus: list[int] = []
+        self.hits_minus: list[int] = []
+        self.visits_plus: list[int] = []
+        self.visits_minus: list[int] = []
+
+    def apply(self, ws: WalkSet) -> None:
+        np.add.at(ws.hits, self.hits_plus, 1)
+        np.subtract.at(ws.hits, self.hits_minus, 1)
+        np.add.at(ws.visits, self.visits_plus, 1)
+        np.subtract.at(ws.visits, self.visits_minus, 1)
+
+
 class WalkSet:
     """All walks of one ego with hit/visit counts, kept consistent under edge changes."""
 
@@ -164,32 +180,33 @@ class WalkSet:
         if len(affected) > BATCH_FRACTION * self.count:
             self._batch_resample(src, affected, graph, alpha, rng)
             return len(affected)
+        delta = _CountDelta()
         for w in affected:
             old = self.path(w)
             cut = old.index(src)
-            self._replace(w, old, cut, sample_tail(graph, src, alpha, draw))
+            self._replace(w, old, cut, sample_tail(graph, src, alpha, draw), delta)
+        delta.apply(self)
         if len(self._paths) > COMPACT_FRACTION * self.count:
             self._load(*self.flat(), len(graph))
         return len(affected)
 
-    def _replace(self, w: int, old: list[int], cut: int, tail: list[int]) -> None:
+    def _replace(self, w: int, old: list[int], cut: int, tail: list[int], delta: _CountDelta) -> None:
         new = old[: cut + 1] + tail
-        hits, visits = self.hits, self.visits
-        old_set, new_set = set(old), set(new)
-        for u in old_set - new_set:
-            hits[u] -= 1
-        for u in new_set - old_set:
-            hits[u] += 1
-        for u in old[cut + 1 :]:
-            visits[u] -= 1
-        for u in tail:
-            visits[u] += 1
-        self.total_visits += len(new) - len(old)
+        old_tail = old[cut + 1 :]
+        kept = set(old[: cut + 1])
+        gone = set(old_tail) - kept
+        came = set(tail) - kept
+        delta.hits_minus += gone - came
+        delta.hits_plus += came - gone
+        delta.visits_minus += old_tail
+        delta.visits_plus += tail
+        self.total_visits += len(tail) - len(old_tail)
+        over = self._over
         if w in self._paths:
-            for u in old_set - new_set:
-                self._over[u].discard(w)
-        for u in new_set:
-            self._over.setdefault(u, set()).add(w)
+            for u in gone - came:
+                over[u].discard(w)
+        for u in new:
+            over.setdefault(u, set()).add(w)
         self._paths[w] = new
 
     def _batch_resample(self, src: int, affected: list[int], graph: TrustGraph, alpha: float, rng: np.random.Generator) -> None:
