@@ -26,7 +26,7 @@ from libp2p.pubsub.score import ScoreParams
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
-from node.settings import GossipSettings
+from node.settings import NodeSettings
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +51,25 @@ def noise_only(key_pair: KeyPair) -> dict:
     return {NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)}
 
 
-def build_stack(
-    key_pair: KeyPair,
-    listen: tuple[str, ...],
-    gossip: GossipSettings,
-    app_score: Callable[[ID], float] | None = None,
-) -> Libp2pStack:
+def connection_config(settings: NodeSettings) -> ConnectionConfig:
+    """One connection per peer; libp2p's own auto-dialler keeps the same target as our discovery."""
+    target = settings.membership.target_peers
+    return ConnectionConfig(
+        max_connections_per_peer=MAX_CONNECTIONS_PER_PEER,
+        min_connections=target,
+        low_watermark=target,
+        dial_timeout=settings.timeouts.dial_s,
+    )
+
+
+def build_stack(key_pair: KeyPair, settings: NodeSettings, app_score: Callable[[ID], float] | None = None) -> Libp2pStack:
     """Create the host, GossipSub router and Pubsub for one node."""
+    gossip = settings.gossip
     host = new_host(
         key_pair=key_pair,
         sec_opt=noise_only(key_pair),
-        connection_config=ConnectionConfig(max_connections_per_peer=MAX_CONNECTIONS_PER_PEER),
-        listen_addrs=[multiaddr.Multiaddr(a) for a in listen],
+        connection_config=connection_config(settings),
+        listen_addrs=[multiaddr.Multiaddr(a) for a in settings.listen],
     )
     router = GossipSub(
         protocols=list(GOSSIP_PROTOCOLS),

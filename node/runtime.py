@@ -18,6 +18,7 @@ import anyio
 import multiaddr
 import trio
 from anyio.abc import TaskGroup
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.keys import KeyPair
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -55,6 +56,32 @@ class PublishTimeout(RuntimeError):
     """Backpressure: the topic's publish budget did not free up within the wait limit."""
 
 
+class _PeerTableNotifee(INotifee):
+    """Keeps the peer table's last-seen current as connections open and close."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        peer = conn.muxed_conn.peer_id
+        self.store.touch_peer(peer.to_base58(), time.time(), "connection")
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self.store.touch_peer(conn.muxed_conn.peer_id.to_base58(), time.time(), "connection")
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def listen(self, network: INetwork, multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, multiaddr) -> None:
+        return None
+
+
 class Node:
     """One daemon's runtime state; create with :meth:`open`, drive with :meth:`run`."""
 
@@ -67,7 +94,8 @@ class Node:
         self.services = services
         self.scores = PeerScores()
         self.control = ControlRegistry()
-        self.stack = build_stack(key_pair, settings.listen, settings.gossip, app_score=self._app_score)
+        self.stack = build_stack(key_pair, settings, app_score=self._app_score)
+        self.host.get_network().register_notifee(_PeerTableNotifee(store))
         self.started_at = time.time()
         self.stream_protocols: list[str] = []
         self.topics: list[str] = []
