@@ -48,13 +48,16 @@ def _run_step(ctx: RunContext, index: int, spec: dict[str, Any]) -> None:
     ctx.report["steps"].append(entry)
     try:
         entry["result"] = STEPS[action](ctx, spec) or {}
-        entry["ok"] = True
+        entry["checks"] = entry["result"].pop("checks", {})
+        entry["ok"] = all(entry["checks"].values())
     except ScenarioError as exc:
         entry["error"] = str(exc)
         raise
     finally:
         entry["seconds"] = round(time.monotonic() - started, 2)
-    ctx.progress(f"step {index}: {action} done in {entry['seconds']} s {summary(entry['result'])}")
+    failed = [name for name, passed in entry.get("checks", {}).items() if not passed]
+    verdict = f" FAILED checks: {', '.join(failed)}" if failed else ""
+    ctx.progress(f"step {index}: {action} done in {entry['seconds']} s {summary(entry['result'])}{verdict}")
 
 
 def summary(result: dict[str, Any]) -> str:

@@ -78,14 +78,16 @@ def gossip(ctx: RunContext, spec: dict[str, Any]) -> dict[str, Any]:
     ]
     delivered = {n: len(expected[n] & set(received[n])) for n in expected}
     wanted = sum(len(v) for v in expected.values())
+    ratio = sum(delivered.values()) / wanted if wanted else 1.0
     return {
+        "checks": {"delivery": ratio >= float(spec.get("expect_delivery_ratio", 1.0))},
         "label": label,
         "topic": topic,
         "messages": count,
         "publishers": [p.name for p in live],
         "delivered": delivered,
         "expected": {n: len(v) for n, v in expected.items()},
-        "delivery_ratio": sum(delivered.values()) / wanted if wanted else 1.0,
+        "delivery_ratio": ratio,
         "latency_ms_p50": float(np.percentile(latencies, 50)) if latencies else None,
         "latency_ms_p99": float(np.percentile(latencies, 99)) if latencies else None,
         "latencies_ms": [round(x, 2) for x in latencies],
@@ -121,6 +123,7 @@ def restart(ctx: RunContext, spec: dict[str, Any]) -> dict[str, Any]:
         result["same_peer_id"] = status["peer_id"] == before["peer_id"]
         result["stored_after_restart"] = len(stored)
         result["state_kept"] = len(stored) >= before["stored"]
+        result["checks"] = {"same_peer_id": result["same_peer_id"], "state_kept": result["state_kept"]}
     wait_for_mesh(ctx, [proc], spec.get("topic", DEFAULT_TOPIC), ctx.deadline(spec))
     result["rejoined_s"] = round(time.monotonic() - started, 2)
     return result
