@@ -138,6 +138,7 @@ class UserRole:
         link = self._link(key_fp)
         if len(items) != len(ratings):
             raise ValueError("one rating per item expected")
+        encode_all(ratings, 2 * self.settings.packing.scale_bits, self.settings.packing.value_bits)  # range check
         missing = [f for f, _ in friends if f not in link.friend_shares]
         if missing:
             raise PaderError(f"no share under this seller's key from {len(missing)} friend(s)")
