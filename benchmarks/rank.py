@@ -18,6 +18,9 @@ attacker at distance 2, attack edges weight 20), tau = 1.0 unless stated:
   removed at beta=1}, on the serial_cycle graph.
 * ``spearman_honest_b09``: Spearman rho between beta=0.9 and beta=0 scores on the same walks over all
   honest nodes (ego excluded), tau=1.0 (``spearman_honest_b09_tau095`` for tau=0.95).
+* ``far_attacker``: walks reaching an attacker at distance 4, and its gains.
+
+G-Rank: ``mrr_*`` from ``recsys.grank.experiment.flood_experiment`` (10-attacker clicklog flood).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ SPEED_EGOS, QUICK_SPEED_EGOS = 5, 2
 AWAY_UPDATES, QUICK_AWAY_UPDATES = 500, 100
 EGO_UPDATES, QUICK_EGO_UPDATES = 10, 3
 WALKS = 10_000
+FAR_DISTANCE = 4
 
 
 def ms(seconds: float) -> float:
@@ -153,6 +157,7 @@ def sybil(seed: int, quick: bool) -> dict:
             out.update(honest_figures(mr, ag.ego, ag.attacker, ag.honest))
             out["attack_graph"] = {"ego": ag.ego, "attacker": ag.attacker, "ego_out_degree":
                                    sum(1 for u, _, _ in ag.edges if u == ag.ego), "seed": seed}
+    out["far_attacker"] = far_attacker(seed)
     out["targets_met"] = {
         "gain_b1_below_0.01": all(g["1"] < 0.01 for c in COUNTING_MODES for g in out[f"sybil_gain_{c}"].values()),
         "gain_b09_le_0.12x_b0": all(g["0.9"] <= 0.12 * g["0"] for c in COUNTING_MODES
@@ -162,6 +167,16 @@ def sybil(seed: int, quick: bool) -> dict:
         "tau1_cut_below_1pct": out["honest_cut_mass"][str(TAU)] < 0.01,
     }
     return out
+
+
+def far_attacker(seed: int) -> dict:
+    """How many walks reach an attacker FAR_DISTANCE hops away, and the gain there (serial_cycle, hit)."""
+    ag = attack_graph("serial_cycle", seed=seed, settings=AttackSettings(attacker_distance=FAR_DISTANCE))
+    mr, _ = build_meritrank(ag.edges, seed)
+    reached = mr.walks_reaching(ag.ego, ag.attacker)
+    gains = {b: round(gain(mr.scores(ag.ego, beta=float(b), tau=TAU), ag.sybils, ag.attacker), 6)
+             for b in BETAS} if reached else None
+    return {"distance": FAR_DISTANCE, "walks_reaching_attacker": reached, "sybil_gain_hit": gains}
 
 
 def grank(seed: int, quick: bool) -> dict:

@@ -1,7 +1,6 @@
 """MeritRank walk scores against exact hitting probabilities; incremental updates against fresh builds."""
 
 import numpy as np
-import pytest
 
 from recsys.meritrank import MeritRank, MeritRankSettings
 from recsys.meritrank.walks import WalkSet
