@@ -23,6 +23,7 @@ from protocols.message import (
     FieldError,
     lookup,
     schema_of,
+    short_repr,
     wire_info,
 )
 
@@ -137,7 +138,7 @@ def _envelope(obj: Any) -> tuple[int, int, Any]:
     if type(obj) is not dict:
         raise DecodeError(f"envelope must be a map, got {type(obj).__name__}")
     if obj.keys() != _ENVELOPE_KEYS:
-        raise DecodeError(f"envelope keys must be v, t, b; got {sorted(map(repr, obj))[:5]}")
+        raise DecodeError(f"envelope keys must be v, t, b; got {', '.join(short_repr(k) for k in list(obj)[:5])}")
     version, type_id = obj[KEY_VERSION], obj[KEY_TYPE]
     if type(version) is not int or type(type_id) is not int:
         raise DecodeError("envelope v and t must be integers")

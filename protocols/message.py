@@ -163,6 +163,18 @@ class Node:
         raise NotImplementedError
 
 
+#: Longest rendering of a peer-supplied value inside an error reason.
+REASON_VALUE_CHARS = 40
+
+
+def short_repr(value: Any, limit: int = REASON_VALUE_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters: hostile values must not bloat reasons and logs."""
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        value = value[:limit]
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _check_len(value: Any, lim: Limits, path: str) -> None:
     n = len(value)
     if n < lim.min_len:
@@ -252,14 +264,14 @@ class DictNode(Node):
         if not isinstance(value, Mapping):
             raise FieldError(f"{path}: expected dict, got {type(value).__name__}")
         _check_len(value, self.lim, path)
-        out = {self.key.dump(k, f"{path}.<key>"): self.value.dump(v, f"{path}[{k!r}]") for k, v in value.items()}
+        out = {self.key.dump(k, f"{path}.<key>"): self.value.dump(v, f"{path}[{short_repr(k)}]") for k, v in value.items()}
         return {k: out[k] for k in sorted(out)}
 
     def load(self, value: Any, path: str) -> Any:
         if type(value) is not dict:
             raise FieldError(f"{path}: expected map, got {type(value).__name__}")
         _check_len(value, self.lim, path)
-        return {self.key.load(k, f"{path}.<key>"): self.value.load(v, f"{path}[{k!r}]") for k, v in value.items()}
+        return {self.key.load(k, f"{path}.<key>"): self.value.load(v, f"{path}[{short_repr(k)}]") for k, v in value.items()}
 
 
 @dataclass(frozen=True)
@@ -302,7 +314,7 @@ class StructNode(Node):
         names = {name for name, _ in self.fields}
         unknown = [k for k in value if k not in names]
         if unknown:
-            raise FieldError(f"{path}: unknown field(s) {sorted(map(repr, unknown))[:4]}")
+            raise FieldError(f"{path}: unknown field(s) {', '.join(short_repr(k) for k in unknown[:4])}")
         missing = [n for n in names if n not in value]
         if missing:
             raise FieldError(f"{path}: missing field(s) {sorted(missing)}")

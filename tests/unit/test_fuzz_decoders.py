@@ -362,3 +362,19 @@ def test_fuzz_every_decoder_100k() -> None:
     assert report.non_decode_errors == 0, _explain(report)
     assert min(report.frames.values()) >= SLOW_FRAMES_PER_DECODER, report.frames
     assert set(report.frames) == {"decode", "decode_signed"}
+
+
+def test_the_harness_counts_other_exceptions() -> None:
+    # Arrange: a decoder that breaks the contract on some frames
+    def leaky(frame: bytes) -> None:
+        if frame[:1] == b"\x00":
+            raise KeyError("leak")
+        raise DecodeError("fine")
+
+    report = FuzzReport()
+    # Act
+    for frame in (b"\x00a", b"\x01", b"\x00b"):
+        _feed(report, "leaky", "T", leaky, frame)
+    # Assert
+    assert report.frames == {"leaky": 3}
+    assert report.non_decode_errors == 2 and "KeyError" in report.failures[0][3]
