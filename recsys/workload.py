@@ -73,8 +73,8 @@ class WorkloadSettings:
 
     def validate(self) -> None:
         """Raise ``ValueError`` when the workload cannot be generated."""
-        positive = ("n_users", "n_items", "n_tags", "max_tags_per_item", "n_communities", "sessions_per_user",
-                    "heldout_per_user", "shown_k", "trust_m")
+        positive = ("n_users", "n_items", "n_tags", "max_tags_per_item", "n_communities",
+                    "sessions_per_user", "heldout_per_user", "shown_k", "trust_m")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
@@ -83,8 +83,11 @@ class WorkloadSettings:
         if self.max_tags_per_item > self.n_tags:
             raise ValueError("max_tags_per_item must be <= n_tags")
         if self.n_users < self.n_communities * (self.trust_m + 1):
-            raise ValueError("each community needs more than trust_m users: raise n_users or lower n_communities")
-        for name in ("position_bias", "taste_sigma", "personal_sigma", "quality_sigma", "cross_links_per_user"):
+            raise ValueError("each community needs more than trust_m users: "
+                             "raise n_users or lower n_communities")
+        non_negative = ("position_bias", "taste_sigma", "personal_sigma", "quality_sigma",
+                        "cross_links_per_user")
+        for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.community_tag_concentration <= 0 or self.user_tag_concentration <= 0:
@@ -170,7 +173,9 @@ def _catalogue(s: WorkloadSettings, rng: np.random.Generator) -> tuple[list[Item
     return items, tags
 
 
-def _trust_edges(s: WorkloadSettings, users: list[str], community: np.ndarray, rng: np.random.Generator):
+def _trust_edges(
+    s: WorkloadSettings, users: list[str], community: np.ndarray, rng: np.random.Generator
+) -> tuple[tuple[str, str, float], ...]:
     graph = nx.Graph()
     graph.add_nodes_from(range(len(users)))
     for c in range(s.n_communities):
@@ -189,7 +194,16 @@ def _trust_edges(s: WorkloadSettings, users: list[str], community: np.ndarray, r
     return tuple(edges)
 
 
-def _sessions(s, users, relevance, interest, tag_members, tags, count, rng) -> list[Session]:
+def _sessions(
+    s: WorkloadSettings,
+    users: list[str],
+    relevance: np.ndarray,
+    interest: np.ndarray,
+    tag_members: list[np.ndarray],
+    tags: list[str],
+    count: int,
+    rng: np.random.Generator,
+) -> list[Session]:
     out = []
     examine = (1.0 / np.arange(1, s.shown_k + 1)) ** s.position_bias
     for u, user in enumerate(users):

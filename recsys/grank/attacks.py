@@ -85,7 +85,9 @@ class SybilRegion:
         return (self.attacker, *self.sybils)
 
 
-def sybil_regions(honest: Sequence[str], settings: AttackSettings, rng: np.random.Generator) -> list[SybilRegion]:
+def sybil_regions(
+    honest: Sequence[str], settings: AttackSettings, rng: np.random.Generator
+) -> list[SybilRegion]:
     """Attackers with Sybil regions, each trusted by ``honest_edges_per_attacker`` random honest users."""
     settings.validate()
     if len(honest) < settings.honest_edges_per_attacker:
@@ -103,7 +105,9 @@ def sybil_regions(honest: Sequence[str], settings: AttackSettings, rng: np.rando
     return regions
 
 
-def spam_metadata(region: SybilRegion, target_tags: Sequence[str], settings: AttackSettings) -> list[ItemMetadata]:
+def spam_metadata(
+    region: SybilRegion, target_tags: Sequence[str], settings: AttackSettings
+) -> list[ItemMetadata]:
     """The attacker's spam items, each tagged with every targeted query tag."""
     tags = tuple(target_tags)
     if not 0 < len(tags) <= MAX_TAGS:

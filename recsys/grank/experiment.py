@@ -24,6 +24,7 @@ import numpy as np
 
 from recsys.grank.attacks import (
     AttackSettings,
+    SybilRegion,
     flood_entries,
     spam_metadata,
     sybil_regions,
@@ -33,6 +34,7 @@ from recsys.grank.metadata import ItemMetadata, MetadataIndex
 from recsys.grank.rank import ClickIndex, GRankSettings, search, similarities
 from recsys.meritrank import MeritRank, MeritRankSettings
 from recsys.workload import (
+    Workload,
     WorkloadSettings,
     generate_workload,
     mrr,
@@ -76,7 +78,9 @@ class FloodExperimentSettings:
 
 
 QUICK = FloodExperimentSettings(
-    workload=WorkloadSettings(n_users=160, n_items=320, n_tags=32, sessions_per_user=25, heldout_per_user=4),
+    workload=WorkloadSettings(
+        n_users=160, n_items=320, n_tags=32, sessions_per_user=25, heldout_per_user=4
+    ),
     attack=AttackSettings(sybils_per_attacker=10, target_queries=24),
     meritrank=MeritRankSettings(walks=4_000, alpha=0.15, beta=0.9, tau=1.0),
     n_egos=60,
@@ -84,17 +88,20 @@ QUICK = FloodExperimentSettings(
 """Reduced run for tests and ``--quick`` (well under 30 s)."""
 
 
-def _honest_metadata(workload, rng: np.random.Generator) -> list[ItemMetadata]:
+def _honest_metadata(workload: Workload, rng: np.random.Generator) -> list[ItemMetadata]:
     owners = rng.integers(len(workload.users), size=len(workload.items))
-    return [ItemMetadata(it.item_id, workload.users[int(o)], it.title, it.tags) for it, o in zip(workload.items, owners)]
+    return [ItemMetadata(it.item_id, workload.users[int(o)], it.title, it.tags)
+            for it, o in zip(workload.items, owners)]
 
 
-def _targets(workload, n: int) -> list[str]:
+def _targets(workload: Workload, n: int) -> list[str]:
     popularity = Counter(s.query[0] for s in workload.train)
     return [t for t, _ in sorted(popularity.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
 
 
-def _least_clicked(workload, tags: list[str], tag_items: dict, rng: np.random.Generator) -> dict[str, str]:
+def _least_clicked(
+    workload: Workload, tags: list[str], tag_items: dict[str, tuple[str, ...]], rng: np.random.Generator
+) -> dict[str, str]:
     clicks = Counter(s.clicked for s in workload.train)
     chosen = {}
     for tag in tags:
@@ -105,37 +112,61 @@ def _least_clicked(workload, tags: list[str], tag_items: dict, rng: np.random.Ge
     return chosen
 
 
-def _build(cfg: FloodExperimentSettings, seed: int):
-    rng = np.random.default_rng(seed)
+@dataclass
+class _Scenario:
+    workload: Workload
+    tag_items: dict[str, tuple[str, ...]]
+    regions: list[SybilRegion]
+    logs: dict[str, ClickIndex]
+    metadata: dict[str, MetadataIndex]
+    meritrank: MeritRank
+    counts: dict[str, int]
+
+
+def _build(cfg: FloodExperimentSettings, seed: int, rng: np.random.Generator) -> _Scenario:
     workload = generate_workload(cfg.workload, seed=seed)
     tag_items = workload.tag_items()
-    honest_entries = sessions_to_entries(workload.train)
+    honest = sessions_to_entries(workload.train)
     honest_meta = _honest_metadata(workload, rng)
     regions = sybil_regions(workload.users, cfg.attack, rng)
     targets = _targets(workload, cfg.attack.target_queries)
     spam = [spam_metadata(r, targets, cfg.attack) for r in regions]
-    flood = [e for r, s in zip(regions, spam) for e in
-             flood_entries(r, [m.item_id for m in s], targets, tag_items, cfg.attack, rng, honest_entries)]
+    flood = []
+    for region, items in zip(regions, spam):
+        spam_ids = [m.item_id for m in items]
+        flood += flood_entries(region, spam_ids, targets, tag_items, cfg.attack, rng, honest)
     chosen = _least_clicked(workload, targets, tag_items, rng)
-    targeted = [e for r in regions for e in targeted_entries(r, chosen, tag_items, cfg.attack, rng, honest_entries)]
-    clean_meta = MetadataIndex()
-    clean_meta.add_all(honest_meta)
-    flood_meta = MetadataIndex()
-    flood_meta.add_all(honest_meta + [m for s in spam for m in s])
+    targeted = [e for r in regions for e in targeted_entries(r, chosen, tag_items, cfg.attack, rng, honest)]
+    metadata = {"clean": MetadataIndex(), "flood": MetadataIndex()}
+    metadata["clean"].add_all(honest_meta)
+    metadata["flood"].add_all(honest_meta + [m for items in spam for m in items])
+    metadata["targeted"] = metadata["clean"]
     logs = {
-        "clean": ClickIndex.from_entries(honest_entries),
-        "flood": ClickIndex.from_entries(honest_entries + flood),
-        "targeted": ClickIndex.from_entries(honest_entries + targeted),
+        "clean": ClickIndex.from_entries(honest),
+        "flood": ClickIndex.from_entries(honest + flood),
+        "targeted": ClickIndex.from_entries(honest + targeted),
     }
     mr = MeritRank(cfg.meritrank, seed=seed)
     for src, dst, weight in workload.trust_edges + tuple(e for r in regions for e in r.edges):
         mr.add_edge(src, dst, weight)
-    counts = {"honest_entries": len(honest_entries), "flood_entries": len(flood),
-              "targeted_entries": len(targeted)}
-    return rng, workload, tag_items, regions, logs, clean_meta, flood_meta, mr, counts
+    counts = {"honest_entries": len(honest), "flood_entries": len(flood), "targeted_entries": len(targeted)}
+    return _Scenario(workload, tag_items, regions, logs, metadata, mr, counts)
 
 
-def flood_experiment(seed: int = 0, quick: bool = False, settings: FloodExperimentSettings | None = None) -> dict:
+_RUNS = {
+    "honest": ("clean", False),
+    "honest_weighted": ("clean", True),
+    "attack_vanilla": ("flood", False),
+    "attack_weighted": ("flood", True),
+    "targeted_vanilla": ("targeted", False),
+    "targeted_weighted": ("targeted", True),
+}
+"""variant -> (which clicklogs and metadata, reputation-weighted?)"""
+
+
+def flood_experiment(
+    seed: int = 0, quick: bool = False, settings: FloodExperimentSettings | None = None
+) -> dict:
     """Run the experiment; return MRR / recall@k per variant and the attack's size (JSON-ready).
 
     Keys: ``mrr_honest``, ``mrr_honest_weighted``, ``mrr_attack_vanilla``, ``mrr_attack_weighted``,
@@ -146,48 +177,46 @@ def flood_experiment(seed: int = 0, quick: bool = False, settings: FloodExperime
     started = time.perf_counter()
     cfg = settings or (QUICK if quick else FloodExperimentSettings())
     cfg.validate()
-    rng, workload, tag_items, regions, logs, clean_meta, flood_meta, mr, counts = _build(cfg, seed)
-    attackers = {r.attacker for r in regions}
-    sybils = {s for r in regions for s in r.sybils}
-    egos = sorted(rng.choice(len(workload.users), size=cfg.n_egos, replace=False).tolist())
-    ego_ids = [workload.users[i] for i in egos]
-    heldout = [s for s in workload.heldout if s.user in set(ego_ids)]
+    rng = np.random.default_rng(seed)
+    sc = _build(cfg, seed, rng)
+    attackers = {r.attacker for r in sc.regions}
+    sybils = {s for r in sc.regions for s in r.sybils}
+    picked = sorted(rng.choice(len(sc.workload.users), cfg.n_egos, replace=False))
+    egos = [sc.workload.users[i] for i in picked]
+    heldout = [s for s in sc.workload.heldout if s.user in set(egos)]
     rankings: dict[str, list[list[str]]] = {v: [] for v in VARIANTS}
     attacker_share, sybil_share = [], []
-    for ego in ego_ids:
-        rep = mr.scores(ego)
-        mr.forget(ego)
+    for ego in egos:
+        rep = sc.meritrank.scores(ego)
+        sc.meritrank.forget(ego)
         total = sum(v for v in rep.values() if v > 0) or 1.0
         attacker_share.append(sum(max(rep.get(a, 0.0), 0.0) for a in attackers) / total)
         sybil_share.append(sum(max(rep.get(s, 0.0), 0.0) for s in sybils) / total)
-        sims = {name: similarities(index, ego, cfg.grank) for name, index in logs.items()}
+        sims = {name: similarities(index, ego, cfg.grank) for name, index in sc.logs.items()}
         for session in (s for s in heldout if s.user == ego):
-            runs = {
-                "honest": ("clean", clean_meta, None),
-                "honest_weighted": ("clean", clean_meta, rep),
-                "attack_vanilla": ("flood", flood_meta, None),
-                "attack_weighted": ("flood", flood_meta, rep),
-                "targeted_vanilla": ("targeted", clean_meta, None),
-                "targeted_weighted": ("targeted", clean_meta, rep),
-            }
-            for variant, (log, meta, reputation) in runs.items():
-                ranked = search(logs[log], meta, ego, session.query, k=None, settings=cfg.grank,
-                                reputation=reputation, sims=sims[log])
+            for variant, (log, weighted) in _RUNS.items():
+                ranked = search(sc.logs[log], sc.metadata[log], ego, session.query, k=None,
+                                settings=cfg.grank, reputation=rep if weighted else None, sims=sims[log])
                 rankings[variant].append([r.item_id for r in ranked])
-            rankings["random"].append(list(rng.permutation(list(tag_items[session.query[0]]))))
+            rankings["random"].append(list(rng.permutation(list(sc.tag_items[session.query[0]]))))
     truths = [s.clicked for s in heldout]
     result: dict = {f"mrr_{v}": mrr(rankings[v], truths) for v in VARIANTS}
     result["recall_k"] = cfg.recall_k
     result["recall_at_k"] = {v: recall_at_k(rankings[v], truths, cfg.recall_k) for v in VARIANTS}
     result["weighted_vs_honest"] = result["mrr_attack_weighted"] / result["mrr_honest"]
+    result["weighted_vs_honest_weighted"] = (
+        result["mrr_attack_weighted"] / result["mrr_honest_weighted"]
+    )
     result["vanilla_vs_honest"] = result["mrr_attack_vanilla"] / result["mrr_honest"]
     result["targeted_weighted_vs_honest"] = result["mrr_targeted_weighted"] / result["mrr_honest"]
+    result["targeted_vanilla_vs_honest"] = result["mrr_targeted_vanilla"] / result["mrr_honest"]
     result["attacker_reputation_share"] = float(np.mean(attacker_share))
     result["sybil_reputation_share"] = float(np.mean(sybil_share))
-    result.update(counts)
+    result.update(sc.counts)
     result.update({
         "seed": seed, "quick": quick, "n_users": cfg.workload.n_users, "n_items": cfg.workload.n_items,
-        "n_egos": cfg.n_egos, "n_queries": len(truths), "n_attackers": len(regions), "n_sybils": len(sybils),
-        "walks": cfg.meritrank.walks, "elapsed_s": round(time.perf_counter() - started, 2),
+        "n_egos": cfg.n_egos, "n_queries": len(truths), "n_attackers": len(sc.regions),
+        "n_sybils": len(sybils), "walks": cfg.meritrank.walks,
+        "elapsed_s": round(time.perf_counter() - started, 2),
     })
     return result

@@ -109,8 +109,9 @@ def make_pull_request(store: ClickLogStore, settings: GossipSettings | None = No
     settings = settings or GossipSettings()
     settings.validate()
     authors = sorted(store.authors(), key=lambda a: (-store.next_seq(a), a))
+    extras = settings.max_extra_seqs_per_author
     summaries = tuple(
-        AuthorSummary(a, store.next_seq(a), tuple(store.seqs_above_frontier(a)[: settings.max_extra_seqs_per_author]))
+        AuthorSummary(a, store.next_seq(a), tuple(store.seqs_above_frontier(a)[:extras]))
         for a in authors[: settings.max_summary_authors]
     )
     return PullRequest(summaries, settings.max_entries_per_message, settings.max_bytes_per_message)

@@ -19,8 +19,9 @@ from the searcher's view), author n's contribution is multiplied by ``max(reputa
 (``reputation_floor`` defaults to 0: an author the searcher's trust graph does not reach, or that it
 distrusts — negative MeritRank score — counts for nothing); the searcher's own clicks weigh like its
 most trusted peer. With ``one_vote_per_author`` each author's clicks for a query are normalised to sum
-to one vote, so a flooder's influence is its reputation, never its volume. A metadata match counts only for items whose owner has a positive weight
-(the searcher, or reputation / floor above 0), so Sybil-published metadata cannot claim the top tier.
+to one vote, so a flooder's influence is its reputation, never its volume. A metadata match counts
+only for items whose owner has a positive weight (the searcher, or reputation / floor above 0), so
+Sybil-published metadata cannot claim the top tier. ``reputation_exponent`` < 1 flattens reputation.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class GRankSettings:
     """Weighted variant: weight of an author with no (or lower) reputation; 0 ignores such authors."""
     one_vote_per_author: bool = True
     """Weighted variant: normalise each author's clicks for a query to sum to one vote."""
+    reputation_exponent: float = 1.0
+    """Weighted variant: an author weighs reputation**exponent (< 1 flattens a peaked reputation)."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` when a parameter is out of range."""
@@ -55,6 +58,8 @@ class GRankSettings:
             raise ValueError("familiarity (F) must be >= 0")
         if self.reputation_floor < 0:
             raise ValueError("reputation_floor must be >= 0")
+        if self.reputation_exponent <= 0:
+            raise ValueError("reputation_exponent must be > 0")
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,8 @@ class ClickIndex:
         per_author = self._top_cache.setdefault(author, {})
         if n not in per_author:
             counts = self._terms.get(author, Counter())
-            per_author[n] = frozenset(t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            per_author[n] = frozenset(t for t, _ in ranked[:n])
         return per_author[n]
 
     def clicks(self, query: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -154,13 +160,17 @@ def similarities(index: ClickIndex, ego: str, settings: GRankSettings | None = N
 
 
 def _author_weights(
-    authors: Iterable[str], ego: str, reputation: Mapping[str, float], floor: float
+    authors: Iterable[str], ego: str, reputation: Mapping[str, float], settings: GRankSettings
 ) -> dict[str, float]:
     for author, value in reputation.items():
         if not math.isfinite(value):
             raise ValueError(f"reputation of {author!r} must be a finite number, got {value!r}")
+
+    def weight(value: float) -> float:
+        return max(max(value, 0.0) ** settings.reputation_exponent, settings.reputation_floor)
+
     top = max((v for a, v in reputation.items() if a != ego), default=0.0)
-    return {a: (max(top, floor) if a == ego else max(reputation.get(a, 0.0), floor)) for a in authors}
+    return {a: weight(top if a == ego else reputation.get(a, 0.0)) for a in authors}
 
 
 def search(
@@ -188,7 +198,7 @@ def search(
     sims = similarities(index, ego, settings) if sims is None else sims
     clicks = index.clicks(terms)
     weighted = reputation is not None
-    weights = _author_weights(clicks, ego, reputation, settings.reputation_floor) if weighted else {}
+    weights = _author_weights(clicks, ego, reputation, settings) if weighted else {}
     scores: dict[str, float] = {}
     for author, per_item in clicks.items():
         factor = sims.get(author, 0.0) + settings.familiarity
@@ -203,7 +213,7 @@ def search(
     matches = metadata.match(terms)
     if weighted:
         owners = {item: metadata.get(item).owner for item in matches}
-        owner_weight = _author_weights(set(owners.values()), ego, reputation, settings.reputation_floor)
+        owner_weight = _author_weights(set(owners.values()), ego, reputation, settings)
         matches = {item: m for item, m in matches.items() if owner_weight[owners[item]] > 0}
     candidates = set(matches) | {i for i, s in scores.items() if s > 0}
     ranked = sorted(candidates, key=lambda i: (-matches.get(i, 0), -scores.get(i, 0.0), i))
