@@ -10,6 +10,8 @@ from .log import LogEntry, UpdateLog
 from .mezo import apply_update, perturb, projected_gradient
 from .records import (
     CHECKSUM_BYTES,
+    MAX_ROUND,
+    MAX_RUN_NAME_BYTES,
     RoundValidator,
     UpdateRecord,
     record_fields,
@@ -22,6 +24,8 @@ from .settings import MAX_SAMPLES_PER_ROUND, SpsaSettings
 
 __all__ = [
     "CHECKSUM_BYTES",
+    "MAX_ROUND",
+    "MAX_RUN_NAME_BYTES",
     "MAX_SAMPLES_PER_ROUND",
     "ByteCodec",
     "LogEntry",

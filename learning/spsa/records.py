@@ -17,14 +17,14 @@ from .settings import MAX_SAMPLES_PER_ROUND
 CHECKSUM_BYTES = 8
 """Length of a parameter checksum (BLAKE2b-64 of the exact parameter bytes)."""
 
-MAX_RUN_NAME_BYTES = 64
-"""Longest run name (UTF-8 bytes)."""
+MAX_RUN_NAME_BYTES = 16
+"""Longest run name (UTF-8 bytes): keeps one update message under 256 B on the wire."""
 
 MAX_PEER_ID_BYTES = 64
 """Longest peer id (an Ed25519 libp2p peer id is 38 bytes)."""
 
-MAX_ROUND = 2**53
-"""Rounds stay well inside every integer encoding on the wire."""
+MAX_ROUND = 2**32
+"""Rounds fit msgpack's uint32 (5 bytes at most on the wire)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class UpdateRecord:
         if not isinstance(self.run, str) or not self.run or len(self.run.encode()) > MAX_RUN_NAME_BYTES:
             raise ValueError(f"run must be a non-empty string of at most {MAX_RUN_NAME_BYTES} bytes")
         if not isinstance(self.round, int) or isinstance(self.round, bool) or not 0 <= self.round < MAX_ROUND:
-            raise ValueError(f"round must be an int in 0..2^53, got {self.round!r}")
+            raise ValueError(f"round must be an int in 0..{MAX_ROUND - 1}, got {self.round!r}")
         for name in ("peer", "grads", "base_checksum"):
             if not isinstance(getattr(self, name), bytes):
                 raise ValueError(f"{name} must be bytes")

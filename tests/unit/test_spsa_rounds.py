@@ -147,7 +147,7 @@ def test_round_validator_refuses_second_update_and_orders_by_peer():
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"run": ""}, {"round": -1}, {"peer": b""}, {"grads": b""}, {"grads": b"\x01" * 65}, {"base_checksum": b"x"}],
+    [{"run": ""}, {"round": -1}, {"peer": b""}, {"grads": b""}, {"grads": b"\x01" * 65}, {"base_checksum": b"x"}, {"run": "r" * 17}, {"round": 2**32}],
 )
 def test_malformed_records_cannot_be_built(overrides):
     with pytest.raises(ValueError):
