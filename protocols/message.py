@@ -31,13 +31,13 @@ number inside the field; ``items=limits(...)`` gives separate limits for tuple e
 
 A class may define ``check(self) -> None`` for semantic validation; it raises ``ValueError(reason)``.
 A class may define a classmethod ``sample(rng)`` (``rng``: numpy Generator; or ``sample()``) that
-returns a valid instance: the fuzz tests start from it (else they generate one from the annotations).
+returns a valid instance: the fuzz tests (``tests/unit/test_fuzz_decoders.py``) start from it, else
+they generate instances from the annotations and limits.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import types
 import typing
 from collections.abc import Mapping
@@ -338,6 +338,7 @@ class StructNode(Node):
 
 _SCALARS = (int, float, bool, str, bytes)
 _SCHEMAS: dict[type, StructNode] = {}
+_COMPILING: set[type] = set()
 
 
 def _has_kind(node: Node, kinds: tuple[type, ...], containers: bool) -> bool:
@@ -392,17 +393,25 @@ def schema_of(cls: type) -> StructNode:
         raise WireRegistrationError(f"{cls!r} is not a dataclass")
     if not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
         raise WireRegistrationError(f"{cls.__qualname__} must be a frozen dataclass")
+    if cls in _COMPILING:
+        raise WireRegistrationError(f"{cls.__qualname__} refers to itself: recursive messages are not supported")
     try:
         hints = typing.get_type_hints(cls)
     except Exception as err:  # noqa: BLE001 - any failure to resolve annotations is a registration error
         raise WireRegistrationError(f"{cls.__qualname__}: cannot resolve annotations: {err}") from err
     compiled = []
-    for f in dataclasses.fields(cls):
-        where = f"{cls.__qualname__}.{f.name}"
-        lim = f.metadata.get(LIMITS_KEY, NO_LIMITS)
-        node = _compile(hints[f.name], lim, where)
-        _check_limits_fit(node, lim, where)
-        compiled.append((f.name, node))
+    _COMPILING.add(cls)
+    try:
+        for f in dataclasses.fields(cls):
+            where = f"{cls.__qualname__}.{f.name}"
+            if not f.init:
+                raise WireRegistrationError(f"{where}: init=False fields cannot travel on the wire")
+            lim = f.metadata.get(LIMITS_KEY, NO_LIMITS)
+            node = _compile(hints[f.name], lim, where)
+            _check_limits_fit(node, lim, where)
+            compiled.append((f.name, node))
+    finally:
+        _COMPILING.discard(cls)
     schema = StructNode(cls, tuple(compiled))
     _SCHEMAS[cls] = schema
     return schema
@@ -518,78 +527,3 @@ class ErrorReply:
     reason: str = dataclasses.field(metadata=limits(max_len=MAX_REASON_LEN))
     """Human-readable reason, e.g. a DecodeError's reason."""
 
-
-# --------------------------------------------------------------------------- random valid instances (tests, fuzzing)
-
-#: Bounds for generated examples where a field sets none (keeps examples small).
-EXAMPLE_MAX_LEN = 8
-EXAMPLE_INT_SPAN = 2**40
-EXAMPLE_FLOAT_SPAN = 1e6
-EXAMPLE_ATTEMPTS = 20
-_EXAMPLE_CHARS = "abcxyz019 _-/é世🙂"
-
-
-def _example_len(lim: Limits, rng: Any) -> int:
-    hi = lim.min_len + EXAMPLE_MAX_LEN if lim.max_len is None else min(lim.max_len, lim.min_len + EXAMPLE_MAX_LEN)
-    return int(rng.integers(lim.min_len, hi + 1))
-
-
-def _example_number(node: ScalarNode, rng: Any) -> int | float:
-    lim = node.lim
-    if node.kind is int:
-        lo = max(WIRE_INT_MIN, -EXAMPLE_INT_SPAN if lim.min is None else int(-(-lim.min // 1)))
-        hi = min(WIRE_INT_MAX, lo + 2 * EXAMPLE_INT_SPAN if lim.max is None else int(lim.max // 1))
-        pick = int(rng.integers(0, 4))
-        return lo if pick == 0 else hi if pick == 1 else lo + int(rng.integers(0, min(hi - lo, 2**62) + 1))
-    lo = -EXAMPLE_FLOAT_SPAN if lim.min is None else float(lim.min)
-    hi = lo + 2 * EXAMPLE_FLOAT_SPAN if lim.max is None else float(lim.max)
-    return float(rng.uniform(lo, hi)) if hi > lo else lo
-
-
-def example_value(node: Node, rng: Any) -> Any:
-    """A random value that fits ``node`` (a compiled field type); ``rng`` is a numpy Generator."""
-    if isinstance(node, NoneNode):
-        return None
-    if isinstance(node, ScalarNode):
-        if node.kind in (int, float):
-            return _example_number(node, rng)
-        if node.kind is bool:
-            return bool(rng.integers(0, 2))
-        n = _example_len(node.lim, rng)
-        if node.kind is bytes:
-            return rng.bytes(n)
-        return "".join(_EXAMPLE_CHARS[int(i)] for i in rng.integers(0, len(_EXAMPLE_CHARS), n))
-    if isinstance(node, TupleNode):
-        return tuple(example_value(node.item, rng) for _ in range(_example_len(node.lim, rng)))
-    if isinstance(node, DictNode):
-        want = _example_len(node.lim, rng)
-        out = {}
-        for _ in range(want * 4):
-            if len(out) >= want:
-                break
-            out[example_value(node.key, rng)] = example_value(node.value, rng)
-        return out
-    if isinstance(node, UnionNode):
-        return example_value(node.options[int(rng.integers(0, len(node.options)))], rng)
-    if isinstance(node, StructNode):
-        return example(node.cls, rng)
-    raise TypeError(f"no example for {node!r}")
-
-
-def example(cls: type[_T], rng: Any) -> _T:
-    """A random valid instance of a wire dataclass, from its ``sample(rng)`` classmethod if it has one.
-
-    Otherwise built from its annotations and limits; tries a few times until ``check()`` passes and
-    raises ValueError if it never does (then give the class a ``sample`` classmethod).
-    """
-    sample = getattr(cls, "sample", None)
-    if callable(sample):
-        return sample(rng) if inspect.signature(sample).parameters else sample()
-    schema = schema_of(cls)
-    last: Exception | None = None
-    for _ in range(EXAMPLE_ATTEMPTS):
-        try:
-            return schema.build({name: example_value(node, rng) for name, node in schema.fields})
-        except FieldError as err:
-            last = err
-    raise ValueError(f"cannot build a valid example of {cls.__qualname__}: {last}")

@@ -13,6 +13,7 @@ too. ``benchmarks/fuzz.py`` runs the same fuzzer at scale.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import random
 import traceback
@@ -28,7 +29,22 @@ from libp2p.peer.id import ID
 
 import protocols
 from protocols.codec import DecodeError, decode, encode
-from protocols.message import RESERVED_TYPE_IDS, example, registered_types
+from protocols.message import (
+    WIRE_INT_MAX,
+    WIRE_INT_MIN,
+    DictNode,
+    FieldError,
+    Limits,
+    Node,
+    NoneNode,
+    RESERVED_TYPE_IDS,
+    ScalarNode,
+    StructNode,
+    TupleNode,
+    UnionNode,
+    registered_types,
+    schema_of,
+)
 from protocols.records import RECORD_DOMAIN, SignedRecord, decode_signed, sign_record
 
 #: Frames per decoder entry per type in the fast test...
@@ -54,6 +70,82 @@ STRUCTURAL_ONLY_IN_10 = 4
 RANDOM_FRAME_MAX = 300
 NEST_MAX = 5_000
 VALUE_DEPTH = 3
+
+
+# ---------------------------------------------------------------- random valid instances
+
+#: Bounds for generated examples where a field sets none (keeps examples small).
+EXAMPLE_MAX_LEN = 8
+EXAMPLE_INT_SPAN = 2**40
+EXAMPLE_FLOAT_SPAN = 1e6
+EXAMPLE_ATTEMPTS = 20
+_EXAMPLE_CHARS = "abcxyz019 _-/é世🙂"
+
+
+def _example_len(lim: Limits, rng: Any) -> int:
+    hi = lim.min_len + EXAMPLE_MAX_LEN if lim.max_len is None else min(lim.max_len, lim.min_len + EXAMPLE_MAX_LEN)
+    return int(rng.integers(lim.min_len, hi + 1))
+
+
+def _example_number(node: ScalarNode, rng: Any) -> int | float:
+    lim = node.lim
+    if node.kind is int:
+        lo = max(WIRE_INT_MIN, -EXAMPLE_INT_SPAN if lim.min is None else int(-(-lim.min // 1)))
+        hi = min(WIRE_INT_MAX, lo + 2 * EXAMPLE_INT_SPAN if lim.max is None else int(lim.max // 1))
+        pick = int(rng.integers(0, 4))
+        return lo if pick == 0 else hi if pick == 1 else lo + int(rng.integers(0, min(hi - lo, 2**62) + 1))
+    lo = -EXAMPLE_FLOAT_SPAN if lim.min is None else float(lim.min)
+    hi = lo + 2 * EXAMPLE_FLOAT_SPAN if lim.max is None else float(lim.max)
+    return float(rng.uniform(lo, hi)) if hi > lo else lo
+
+
+def example_value(node: Node, rng: Any) -> Any:
+    """A random value that fits ``node`` (a compiled field type); ``rng`` is a numpy Generator."""
+    if isinstance(node, NoneNode):
+        return None
+    if isinstance(node, ScalarNode):
+        if node.kind in (int, float):
+            return _example_number(node, rng)
+        if node.kind is bool:
+            return bool(rng.integers(0, 2))
+        n = _example_len(node.lim, rng)
+        if node.kind is bytes:
+            return rng.bytes(n)
+        return "".join(_EXAMPLE_CHARS[int(i)] for i in rng.integers(0, len(_EXAMPLE_CHARS), n))
+    if isinstance(node, TupleNode):
+        return tuple(example_value(node.item, rng) for _ in range(_example_len(node.lim, rng)))
+    if isinstance(node, DictNode):
+        want = _example_len(node.lim, rng)
+        out = {}
+        for _ in range(want * 4):
+            if len(out) >= want:
+                break
+            out[example_value(node.key, rng)] = example_value(node.value, rng)
+        return out
+    if isinstance(node, UnionNode):
+        return example_value(node.options[int(rng.integers(0, len(node.options)))], rng)
+    if isinstance(node, StructNode):
+        return example(node.cls, rng)
+    raise TypeError(f"no example for {node!r}")
+
+
+def example(cls: type, rng: Any) -> Any:
+    """A random valid instance of a wire dataclass, from its ``sample(rng)`` classmethod if it has one.
+
+    Otherwise built from its annotations and limits; tries a few times until ``check()`` passes and
+    raises ValueError if it never does (then give the class a ``sample`` classmethod).
+    """
+    sample = getattr(cls, "sample", None)
+    if callable(sample):
+        return sample(rng) if inspect.signature(sample).parameters else sample()
+    schema = schema_of(cls)
+    last: Exception | None = None
+    for _ in range(EXAMPLE_ATTEMPTS):
+        try:
+            return schema.build({name: example_value(node, rng) for name, node in schema.fields})
+        except FieldError as err:
+            last = err
+    raise ValueError(f"cannot build a valid example of {cls.__qualname__}: {last}")
 
 
 def load_protocol_modules() -> list[str]:
