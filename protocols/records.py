@@ -11,6 +11,7 @@ On the wire a signed record is an ordinary message (type id 0x0001) in the usual
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from libp2p.crypto.keys import KeyType, PrivateKey, PublicKey
@@ -31,12 +32,15 @@ __all__ = [
 
 #: Domain-separation prefix: a record signature can never be replayed as another libp2p signature.
 RECORD_DOMAIN = b"plexus-record:"
+#: Author ids whose parsed public key is kept (parsing costs a multihash and a protobuf decode).
+AUTHOR_KEY_CACHE = 4096
 
 
 def _signed_bytes(body: bytes) -> bytes:
     return RECORD_DOMAIN + body
 
 
+@functools.lru_cache(maxsize=AUTHOR_KEY_CACHE)
 def author_public_key(author: bytes) -> PublicKey:
     """The Ed25519 public key inlined in a peer id; raises DecodeError if there is none.
 

@@ -446,3 +446,31 @@ def test_validation_helpers() -> None:
     assert bad.verdict is Verdict.REJECT and bad.penalises and none is None and bad.reason
     assert stale == ignore("stale") and not stale.passes and not stale.penalises
     assert reject("x").verdict is Verdict.REJECT
+
+
+# ---------------------------------------------------------------- arbitrary input gives DecodeError or a message
+
+msgpack_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=8) | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["v", "t", "b", "n", "lo", "hi"]), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def decodes_or_refuses(data: bytes) -> None:
+    try:
+        decode(data)
+    except DecodeError as err:
+        assert err.reason
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_decode_or_raise_decode_error(data: bytes) -> None:
+    decodes_or_refuses(data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from([1, 3]), st.sampled_from([0xFF10, 0xFF11, 0xFF14, 0x0001, 0x0002]), msgpack_values)
+def test_arbitrary_bodies_decode_or_raise_decode_error(version: int, type_id: int, body: object) -> None:
+    decodes_or_refuses(frame(type_id, body, version=version))
