@@ -10,17 +10,13 @@ from rich.console import Console
 from rich.table import Table
 
 from devnet.launcher import Devnet, DevnetError
+from node.cli import fail
 
 app = typer.Typer(help="Run a local devnet of daemon processes on 127.0.0.1.", no_args_is_help=True)
 console = Console()
 
 DirOption = typer.Option(Path(".devnet"), "--dir", help="Devnet directory (node homes, state, reports).")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
-
-
-def _fail(message: str) -> None:
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
 
 
 @app.command()
@@ -30,7 +26,7 @@ def up(nodes: int = typer.Option(8, "--nodes", min=1, max=64, help="How many dae
         devnet = Devnet(root)
         devnet.up(nodes)
     except DevnetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"devnet of {nodes} nodes up in {devnet.root}")
 
 
@@ -60,7 +56,7 @@ def kill(node: str = typer.Argument(..., help="Node name (node3) or index (3).")
     try:
         proc = Devnet(root).kill(node)
     except DevnetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"killed {proc.name} (pid {proc.pid})")
 
 
@@ -70,7 +66,7 @@ def restart(node: str = typer.Argument(..., help="Node name (node3) or index (3)
     try:
         proc = Devnet(root).restart(node)
     except DevnetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"restarted {proc.name} (pid {proc.pid})")
 
 
@@ -84,7 +80,7 @@ def run(scenario: Path = typer.Argument(..., exists=True, dir_okay=False, help="
     try:
         path, report = run_scenario(scenario, root, progress=(lambda _m: None) if as_json else console.print)
     except ScenarioError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         print(json.dumps({"report": str(path), "ok": report["ok"]}))
     else:

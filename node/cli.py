@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from node.client import ControlClient, ControlError
@@ -62,8 +63,13 @@ def emit(data: Any, as_json: bool, render) -> None:
 
 def fail(message: str) -> None:
     """One clear line on stderr, exit code 1."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    print_error(message)
     raise typer.Exit(1)
+
+
+def print_error(message: str) -> None:
+    """One line on stderr; the message is shown literally (no rich markup inside it)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
 
 
 @app.command()
@@ -198,19 +204,18 @@ def main() -> None:
     """Console entry point: run the app, turning expected failures into one line and exit 1."""
     _load_plugins()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except ControlError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(1)
-    except (ValueError, OSError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(1)
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - click usage errors and the rest: one line, never a traceback
-        name = type(exc).__name__
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        err_console.print(f"[bold red]error:[/] {message}" if "click" in type(exc).__module__ else f"[bold red]error:[/] {name}: {message}", highlight=False)
-        sys.exit(2 if "click" in type(exc).__module__ else 1)
+    except (ControlError, ValueError, OSError) as exc:
+        print_error(str(exc))
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - never a traceback: one line, the log has the rest
+        if hasattr(exc, "format_message"):  # a usage error from typer's (vendored) click
+            print_error(exc.format_message())
+            sys.exit(getattr(exc, "exit_code", 2))
+        print_error(f"{type(exc).__name__}: {exc}")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

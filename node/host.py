@@ -9,6 +9,7 @@ guarded so that an exception from one bad peer resets a stream instead of ending
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -82,6 +83,10 @@ def build_stack(key_pair: KeyPair, settings: NodeSettings, app_score: Callable[[
         max_messages_per_topic_per_second=gossip.spam_limit_per_topic_s,
     )
     pubsub = Pubsub(host, router, strict_signing=True)
+    # py-libp2p seeds the seqno counter with whole seconds: a node restarted within N seconds of
+    # publishing N messages reuses (sender, seqno) ids, which peers drop as already seen. Seed it
+    # with nanoseconds as go-libp2p-pubsub does.
+    pubsub.counter = time.time_ns()
     for protocol in router.get_protocols():
         host.set_stream_handler(protocol, guard_handler(pubsub.stream_handler, f"pubsub {protocol}"))
     return Libp2pStack(host=host, pubsub=pubsub, router=router)
