@@ -22,7 +22,8 @@ Type-id plan (16 bits; retired ids stay reserved with :func:`reserve`, never reu
 Supported field annotations: ``int``, ``float`` (an ``int`` is accepted and stored as ``float``),
 ``bool``, ``str``, ``bytes``, ``tuple[T, ...]`` (a list on the wire), ``dict[str|bytes, T]``,
 unions such as ``T | None``, and nested frozen dataclasses whose fields follow the same rules. Type
-checks are strict: a bool is not an int, an int is not a str, bytes are not str.
+checks are strict: a bool is not an int, an int is not a str, bytes are not str. (A message with a
+dict field is not hashable; prefer ``tuple[...]`` where messages go into sets or dict keys.)
 
 Limits (``field(metadata=limits(...))``): ``max_len``/``min_len`` bound the field's own length (a
 str in characters, bytes in bytes, a tuple or dict in entries); ``min``/``max``/``finite`` bound every

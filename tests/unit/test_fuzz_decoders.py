@@ -50,7 +50,7 @@ from protocols.records import RECORD_DOMAIN, SignedRecord, decode_signed, sign_r
 #: Frames per decoder entry per type in the fast test...
 FAST_FRAMES_PER_TYPE = 2_000
 #: ...unless there are so many types that this total per decoder would be exceeded (keeps the unit set fast).
-FAST_FRAMES_BUDGET = 40_000
+FAST_FRAMES_BUDGET = 30_000
 #: Never fewer frames per decoder entry per type than this in the fast test.
 FAST_FRAMES_MIN_PER_TYPE = 300
 #: Frames per decoder entry point in the slow test (the issue's criterion).

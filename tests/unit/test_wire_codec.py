@@ -315,6 +315,10 @@ def test_bad_version_is_refused() -> None:
         (b"\x81\x01\x02", "malformed"),  # int map key
         (b"\x91" * 10_000, "malformed"),  # nests too deep
         (b"\xa2\xff\xfe", "malformed"),  # invalid UTF-8
+        (b"\x81\xa1v\xdb\xff\xff\xff\xff", "truncated"),  # announces a 4 GiB string: never allocated
+        (b"\x81\xa1v\xc6\xff\xff\xff\xff", "truncated"),  # same for bytes
+        (b"\x81\xa1v\xdd\xff\xff\xff\xff", "max_array_len"),
+        (b"\xdf\xff\xff\xff\xff", "max_map_len"),
     ],
 )
 def test_malformed_envelopes_are_refused(data: bytes, fragment: str) -> None:
