@@ -18,6 +18,7 @@ from .records import (
     record_from_fields,
     validate_update,
 )
+from .replica import Replica
 from .rounds import application_order, apply_round, local_update, param_checksum
 from .seeds import derive_seed
 from .settings import MAX_SAMPLES_PER_ROUND, SpsaSettings
@@ -29,6 +30,7 @@ __all__ = [
     "MAX_SAMPLES_PER_ROUND",
     "ByteCodec",
     "LogEntry",
+    "Replica",
     "RoundValidator",
     "SpsaSettings",
     "UpdateLog",

@@ -74,16 +74,19 @@ def local_update(
     round_: int,
     peer: bytes,
     settings: SpsaSettings,
+    base_checksum: bytes | None = None,
 ) -> UpdateRecord:
     """Measure this peer's projected gradients (one per loss) and pack them as a record.
 
     All samples are measured on the same base parameters, which are left unchanged.
+    ``base_checksum`` saves hashing the parameters again when the caller already has
+    :func:`param_checksum` of this round's model (it is not re-checked).
     """
     settings.validate()
     if len(losses) != settings.samples_per_round:
         raise ValueError(f"need {settings.samples_per_round} losses, got {len(losses)}")
     codec = ByteCodec.from_settings(settings)
-    base = param_checksum(model)
+    base = param_checksum(model) if base_checksum is None else bytes(base_checksum)
     grads = bytearray()
     for sample, loss_fn in enumerate(losses):
         seed = derive_seed(run, round_, peer, sample)
