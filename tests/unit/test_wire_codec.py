@@ -118,7 +118,6 @@ def assert_refused(data: bytes, fragment: str, **kwargs: object) -> None:
 
 
 texts = st.text(max_size=5)
-finite = st.floats(allow_nan=False, allow_infinity=False)
 everything_strategy = st.builds(
     Everything,
     n=st.integers(0, 255),
