@@ -16,6 +16,10 @@ SCALE_BITS = 23
 """Default scale: 2^23 (DESIGN.md §4)."""
 
 
+INT64_SAFE = 2.0 ** 62
+"""Below this magnitude the vectorised (numpy) encoder is exact."""
+
+
 class FixedPointOverflowError(ValueError):
     """A value does not fit the fixed-point range (or is not finite)."""
 
@@ -32,8 +36,15 @@ def encode(x: float, scale_bits: int = SCALE_BITS, value_bits: int | None = None
 
 def encode_all(values: Iterable[float] | np.ndarray, scale_bits: int = SCALE_BITS,
                value_bits: int | None = None) -> list[int]:
-    """``encode`` of every value (a flat list)."""
-    return [encode(v, scale_bits, value_bits) for v in np.asarray(values, dtype=np.float64).ravel()]
+    """``encode`` of every value (a flat list of Python ints); vectorised while the result fits int64."""
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(arr)):
+        raise FixedPointOverflowError("cannot encode non-finite values")
+    if value_bits is not None and arr.size and np.max(np.abs(arr)) >= 2.0 ** value_bits:
+        raise FixedPointOverflowError(f"a value exceeds the fixed-point range 2^{value_bits}")
+    if arr.size and np.max(np.abs(arr)) * 2.0 ** scale_bits < INT64_SAFE:
+        return np.rint(arr * float(1 << scale_bits)).astype(np.int64).tolist()
+    return [encode(v, scale_bits, value_bits) for v in arr]
 
 
 def decode(v: int, scale_bits: int = SCALE_BITS) -> float:

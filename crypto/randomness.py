@@ -34,7 +34,7 @@ class RandomnessSettings:
 
     mode: str = "djn"
     """``"djn"`` (fixed-base ``h^α``) or ``"fresh"`` (full ``r^n``)."""
-    window_bits: int = 6
+    window_bits: int = 8
     """Window of the fixed-base table (table size ``(α_bits/w)·2^w`` entries)."""
     chunk: int = 32
     """Values computed per task when refilling through a ``map`` function."""
@@ -52,7 +52,7 @@ class RandomnessSettings:
         return self
 
 
-MAX_TABLES = 8
+MAX_TABLES = 4
 """Fixed-base tables kept per process."""
 _TABLES: dict[tuple[int, int, int], list[list[object]]] = {}
 
@@ -70,7 +70,7 @@ def _table(n: int, h: int, window: int) -> list[list[object]]:
                 row.append(row[-1] * base % n2)
             table.append(row)
             base = row[-1] * base % n2
-        while len(_TABLES) >= MAX_TABLES:  # bounded memory (~5 MB per 2048-bit table)
+        while len(_TABLES) >= MAX_TABLES:  # bounded memory (~17 MB per 2048-bit table at 8-bit windows)
             _TABLES.pop(next(iter(_TABLES)))
         _TABLES[key] = table
     return _TABLES[key]

@@ -37,6 +37,8 @@ class PaderSettings:
     """Tasks a long multi-exponentiation is cut into (one per core)."""
     max_items: int = 4096
     """Most items in one request (≤ 2^packing.terms_bits)."""
+    max_slots: int | None = None
+    """Cap on slots per ciphertext (``1`` = unpacked, the naive baseline); ``None``: as many as fit."""
     replay_window: int = 100_000
     """Finished (session, iteration) pairs a seller remembers to refuse replays."""
 
@@ -53,6 +55,8 @@ class PaderSettings:
             raise ValueError("PaderSettings.split must be >= 1 and max_items in 1..2^terms_bits")
         if self.soreg.dim > 1 << self.packing.dim_bits:
             raise ValueError("SoReg dim exceeds 2^packing.dim_bits")
+        if self.max_slots is not None and self.max_slots < 1:
+            raise ValueError("PaderSettings.max_slots must be >= 1 or None")
         if self.replay_window < 1:
             raise ValueError("PaderSettings.replay_window must be >= 1")
         return self
@@ -82,9 +86,12 @@ class Layouts:
 
 def layouts_for(public: PublicKey, settings: PaderSettings) -> Layouts:
     """Layouts derived from the key size and the packing settings."""
-    p = settings.packing
-    return Layouts(Layout.for_key(public.bits, p.item_layout_bits()),
-                   Layout.for_key(public.bits, p.vector_layout_bits()), settings.soreg.dim)
+    p, cap = settings.packing, settings.max_slots
+
+    def make(bits: int) -> Layout:
+        layout = Layout.for_key(public.bits, bits)
+        return layout if cap is None else Layout(layout.slot_bits, min(cap, layout.slots), layout.max_level)
+    return Layouts(make(p.item_layout_bits()), make(p.vector_layout_bits()), settings.soreg.dim)
 
 
 def n2_bytes(public: PublicKey) -> int:

@@ -162,6 +162,21 @@ class RevealedValues:
     """Masked values, in the order the user sent them."""
 
 
+def wire_size(msg: object) -> int:
+    """Bytes of a message as a msgpack array of its fields (the protocol layer adds a small envelope)."""
+    import dataclasses
+
+    import msgpack
+
+    return len(msgpack.packb(dataclasses.astuple(msg), use_bin_type=True))
+
+
+def ciphertext_count(msg: object) -> int:
+    """Ciphertexts carried by a message."""
+    fields = ("columns", "vectors", "cts", "gradient", "item_gradients")
+    return sum(len(getattr(msg, f)) for f in fields if hasattr(msg, f))
+
+
 def int_to_bytes(v: int) -> bytes:
     """Signed big-endian bytes of ``v``."""
     return int(v).to_bytes((int(v).bit_length() + 8) // 8, "big", signed=True)

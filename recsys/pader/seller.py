@@ -230,24 +230,33 @@ class SellerRole:
         slots = lay.items.slots
         flat = [p.c for b in blocks for p in self._pending.sums[b]]
         limit = (1 << (s.error_bits + s.x_bits)) * (1 << s.terms_bits)
-        values = self._decrypt_blocks(flat, limit)
-        grad_sum, positions, users = {}, [], []
+        raw = self._decrypt_raw(flat)
+        grad_sum, positions, users, values = {}, [], [], []
         for bi, b in enumerate(blocks):
+            try:
+                rows = [packing.unpack(m, int(self.public.n), lay.items, slots)
+                        for m in raw[bi * lay.dim:(bi + 1) * lay.dim]]
+                if any(abs(v) > limit for row in rows for v in row):
+                    raise packing.PackingOverflowError("aggregated item gradient out of range")
+            except packing.PackingOverflowError:
+                self.stats["discarded_blocks"] = self.stats.get("discarded_blocks", 0) + 1
+                continue  # a malformed contribution spoilt this block's sum: drop it, keep the others
+            values.extend(rows)
             for slot in range(slots):
                 p = b * slots + slot
                 who = self._pending.users.get(p, set())
                 if not who:
                     continue
-                grad_sum[p] = [values[bi * lay.dim + l][slot] / float(1 << (3 * s.scale_bits)) for l in range(lay.dim)]
+                grad_sum[p] = [rows[l][slot] / float(1 << (3 * s.scale_bits)) for l in range(lay.dim)]
                 positions.append(p)
                 users.append(frozenset(who))
         if self.audit is not None:
             self.audit.append(AuditRecord("item_gradients", tuple(v for row in values for v in row),
                                           tuple(users), tuple(positions)))
-        rows = np.array(positions, dtype=np.int64)
-        if len(rows):
+        idx = np.array(positions, dtype=np.int64)
+        if len(idx):
             G = np.array([grad_sum[p] for p in positions])
-            self.V[rows] = apply_item_gradients(self.V[rows], G, self.settings.soreg.lr, self.settings.soreg.lambda_v)
+            self.V[idx] = apply_item_gradients(self.V[idx], G, self.settings.soreg.lr, self.settings.soreg.lambda_v)
         for b in blocks:
             del self._pending.sums[b]
             for p in range(b * slots, (b + 1) * slots):

@@ -33,8 +33,10 @@ class EncryptedSoReg:
 
     def __init__(self, model: SoRegModel, settings: PaderSettings, keys: Sequence[SecretKey], *,
                  mapper: Mapper = map, audit: bool = False, combined: bool = True,
-                 on_message: Callable[[str, object], None] | None = None, insecure_test_keys: bool = False) -> None:
+                 on_message: Callable[[str, object], None] | None = None, insecure_test_keys: bool = False,
+                 auto_flush: bool = True) -> None:
         self.model, self.settings, self.combined = model, settings.validate(), combined
+        self.auto_flush = auto_flush
         owners = np.unique(model.item_owner)
         if len(keys) < len(owners):
             raise ValueError(f"{len(owners)} sellers need as many keys")
@@ -109,8 +111,9 @@ class EncryptedSoReg:
             parts.append(self._exchange(user, self.by_fp[fp], request))
         if self.combined:
             user.apply_gradient(np.sum(parts, axis=0))
-        for seller in self.sellers:
-            seller.flush()
+        if self.auto_flush:
+            for seller in self.sellers:
+                seller.flush()
         return user.u
 
     def run_plans(self, plans: Sequence[IterationPlan]) -> None:

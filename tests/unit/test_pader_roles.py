@@ -150,3 +150,16 @@ def test_request_validation():
 def test_settings_refuse_single_user_aggregation():
     with pytest.raises(ValueError, match="n_agg"):
         PaderSettings(n_agg=1).validate()
+
+
+def test_poisoned_item_gradient_is_dropped_and_flush_goes_on():
+    model, soreg = instance(8, sellers=1)
+    enc = EncryptedSoReg(model, PaderSettings(soreg=soreg, flush_policy="per_owner"), KEYS, insecure_test_keys=True)
+    role, seller, req = _open_session(enc, model, user=0)
+    grad = role.on_product(seller.on_masked_errors(role.on_items(seller.on_request(req))))
+    size = len(grad.item_gradients[0])
+    bad = int(seller.public.encrypt_with(1 << 1000, seller.pool.take())).to_bytes(size, "big")
+    seller.on_masked_gradient(dataclasses.replace(grad, item_gradients=(bad,) + grad.item_gradients[1:]))
+    enc.run_plan(full_plan(model, 1))  # a second user triggers the flush
+    assert seller.stats.get("discarded_blocks", 0) >= 1
+    enc.run_plan(full_plan(model, 2))  # and training goes on
