@@ -109,11 +109,12 @@ def combine_scores(records: Iterable[ScoreRecord], reputation: Mapping[bytes, fl
     """One score per peer: Σ_v rep(v)·share_v(peer) / (Σ_v rep(v) + reputation_prior).
 
     share_v is validator v's score of the peer divided by the sum of v's scores (each validator
-    hands out one unit, so no validator inflates its scale). Validators absent from `reputation`
-    or with reputation ≤ 0 are ignored; a validator never scores itself.
+    hands out one unit, so no validator inflates its scale). A validator never scores itself: its
+    self-score is dropped and its reputation leaves the peer's own denominator. Validators absent
+    from `reputation` or with reputation ≤ 0 are ignored.
     """
     numerators: dict[bytes, float] = {}
-    total_reputation = 0.0
+    counted: list[tuple[bytes, float]] = []
     for record in records:
         rep = float(reputation.get(record.validator, 0.0))
         if not math.isfinite(rep):
@@ -121,10 +122,12 @@ def combine_scores(records: Iterable[ScoreRecord], reputation: Mapping[bytes, fl
         if rep <= 0:
             continue
         own = {p: s for p, s in record.scores if p != record.validator}
-        total_reputation += rep
+        counted.append((record.validator, rep))
         mass = sum(own.values())
         for peer, value in own.items():
             share = value / mass if mass > 0 else 0.0
             numerators[peer] = numerators.get(peer, 0.0) + rep * share
-    denominator = total_reputation + settings.reputation_prior
-    return {peer: value / denominator for peer, value in sorted(numerators.items())}
+    total = sum(rep for _, rep in counted)
+    self_rep = dict(counted)
+    return {peer: value / (total - self_rep.get(peer, 0.0) + settings.reputation_prior)
+            for peer, value in sorted(numerators.items())}

@@ -46,7 +46,9 @@ class GauntletSettings:
     assigned_pool_size: int = 8
     """Sequences in a peer's assigned pool for one round (derived from peer id and round)."""
     eval_batch_size: int = 4
-    """Sequences the evaluator draws (secretly) from the assigned pool, and from the corpus at random."""
+    """Sequences the evaluator draws (secretly) from a peer's assigned pool."""
+    random_batch_size: int = 8
+    """Sequences in the evaluator's secret random batch of the round (shared by all evaluated peers)."""
     dedup_min_bytes: int = 4
     """Shortest gradient payload checked for exact duplicates (shorter ones collide by chance)."""
     dedup_history_rounds: int = 8
@@ -66,6 +68,7 @@ class GauntletSettings:
     def validate(self) -> None:
         """Raise ValueError naming the first setting out of range."""
         _positive_int(self, "uptime_window", "eval_budget", "assigned_pool_size", "eval_batch_size",
+                      "random_batch_size",
                       "dedup_min_bytes", "dedup_history_rounds", "topk", "sync_max_behind",
                       "score_record_window")
         for name in ("inactive_decay", "slash_factor"):

@@ -125,12 +125,15 @@ class GauntletState:
             state.last_evaluated = round_
             state.evaluations += 1
         if len(players) >= 2:
-            self._rate(players)
+            self.rate_match({peer: score for peer, (score, _) in players.items()})
 
-    def _rate(self, players: Mapping[bytes, tuple[float, int]]) -> None:
-        order = sorted(players)
-        teams = [[self.model.rating(mu=self.peers[p].mu, sigma=self.peers[p].sigma)] for p in order]
-        rated = self.model.rate(teams, scores=[players[p][0] for p in order])
+    def rate_match(self, scores: Mapping[bytes, float]) -> None:
+        """One OpenSkill PlackettLuce match: every peer a one-player team, higher score wins."""
+        if len(scores) < 2:
+            raise ValueError(f"a match needs at least 2 players, got {len(scores)}")
+        order = sorted(scores)
+        teams = [[self.model.rating(mu=self.peer(p).mu, sigma=self.peer(p).sigma)] for p in order]
+        rated = self.model.rate(teams, scores=[float(scores[p]) for p in order])
         for peer, (rating,) in zip(order, rated):
             self.peers[peer].mu = rating.mu
             self.peers[peer].sigma = rating.sigma

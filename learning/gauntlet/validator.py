@@ -77,7 +77,7 @@ class Validator:
         chosen = select_peers(candidates, last, ctx.round, s.eval_budget, self.secret, s.staleness_power)
         evaluator = Stage2Evaluator(model, self.spsa,
                                     make_loss(random_eval_indices(self.secret, ctx.round, dataset_size,
-                                                                  s.eval_batch_size)))
+                                                                  s.random_batch_size)))
         evaluations = {}
         for peer in chosen:
             pool = assigned_pool(ctx.run, peer, ctx.round, s.assigned_pool_size, dataset_size)
