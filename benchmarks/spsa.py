@@ -133,32 +133,50 @@ def run_peers(split, settings, peers, rounds, ev, every):
     model, replica = build_tiny(TINY), build_tiny(TINY)
     ids = [derive_seed("peer", 0, bytes([i]), 0).to_bytes(8, "big") * 4 + bytes(6) for i in range(peers)]
     curve = [(0, _eval(model, ev))]
-    fwd = regen = 0.0
+    clock = {"forward": 0.0, "step": 0.0, "regen": 0.0, "checksum": 0.0}
+
+    def timed_loss(batch):
+        def fn(m):
+            t = time.perf_counter()
+            value = loss(m, batch)
+            clock["forward"] += time.perf_counter() - t
+            return value
+
+        return fn
+
+    base = param_checksum(model)
     for r in range(rounds):
         records = []
         for i, pid in enumerate(ids):
             batches = [sample_batch(split.shards[i], BATCH, SEQ, _batch_seed(i, r, k)) for k in range(settings.samples_per_round)]
             t = time.perf_counter()
             records.append(
-                local_update(model, [lambda m, b=b: loss(m, b) for b in batches], run=RUN, round_=r, peer=pid, settings=settings)
+                local_update(model, [timed_loss(b) for b in batches], run=RUN, round_=r, peer=pid, settings=settings, base_checksum=base)
             )
-            fwd += time.perf_counter() - t
+            clock["step"] += time.perf_counter() - t
         t = time.perf_counter()
         apply_round(model, records, settings)
-        regen += time.perf_counter() - t
+        clock["regen"] += time.perf_counter() - t
+        t = time.perf_counter()
+        base = param_checksum(model)
+        clock["checksum"] += time.perf_counter() - t
         random.Random(r).shuffle(records)
         apply_round(replica, records, settings)
-        if param_checksum(model) != param_checksum(replica):
+        if base != param_checksum(replica):
             raise RuntimeError(f"replicas diverged at round {r}")
         if (r + 1) % every == 0 or r + 1 == rounds:
             curve.append(((r + 1) * peers * settings.samples_per_round, _eval(model, ev)))
     updates = rounds * peers * settings.samples_per_round
+    k = settings.samples_per_round
     timing = {
-        "forward_ms_per_peer_round": 1e3 * fwd / (rounds * peers),
-        "regen_ms_per_update": 1e3 * regen / updates,
-        "regen_others_ms_per_round": 1e3 * regen / updates * (peers - 1) * settings.samples_per_round,
+        "samples_per_round": k,
+        "forward_passes_ms_per_peer_round": 1e3 * clock["forward"] / (rounds * peers),
+        "perturb_restore_ms_per_peer_round": 1e3 * (clock["step"] - clock["forward"]) / (rounds * peers),
+        "regen_ms_per_update": 1e3 * clock["regen"] / updates,
+        "regen_others_ms_per_round": 1e3 * clock["regen"] / updates * (peers - 1) * k,
+        "checksum_ms_per_round": 1e3 * clock["checksum"] / rounds,
     }
-    return curve, timing, param_checksum(model).hex()
+    return curve, timing, base.hex()
 
 
 def run_single_mezo(split, settings, samples, ev, every):
@@ -203,26 +221,38 @@ def big_rounds(settings, peers, rounds) -> dict:
     build_s = time.perf_counter() - t
     n = count_params(model)
     ids = [bytes([i]) * 38 for i in range(peers)]
-    fwd, regen, check = [], [], []
+    fwd, step, regen, check = [], [], [], []
+
+    def timed(batch):
+        def fn(m):
+            t = time.perf_counter()
+            value = loss(m, batch)
+            fwd.append(time.perf_counter() - t)
+            return value
+
+        return fn
+
+    base = param_checksum(model)
     for r in range(rounds):
         records = []
         for i, pid in enumerate(ids):
             batch = torch.randint(0, GPT2_SMALL.vocab_size, (1, SEQ + 1), generator=torch.Generator().manual_seed(r * 97 + i))
             t = time.perf_counter()
-            records.append(local_update(model, [lambda m: loss(m, batch)], run=RUN, round_=r, peer=pid, settings=settings))
-            fwd.append(time.perf_counter() - t)
+            records.append(local_update(model, [timed(batch)], run=RUN, round_=r, peer=pid, settings=settings, base_checksum=base))
+            step.append(time.perf_counter() - t)
         t = time.perf_counter()
         apply_round(model, records, settings)
         regen.append((time.perf_counter() - t) / len(records))
         t = time.perf_counter()
-        param_checksum(model)
+        base = param_checksum(model)
         check.append(time.perf_counter() - t)
     return {
         "params": n,
         "build_s": build_s,
         "rounds": rounds,
         "peers": peers,
-        "forward_s_per_peer_round_2_passes_1x64": sum(fwd) / len(fwd),
+        "forward_s_per_pass_1x64": sum(fwd) / len(fwd),
+        "perturb_restore_s_per_peer_round": (sum(step) - sum(fwd)) / len(step),
         "regen_s_per_peer": sum(regen) / len(regen),
         "checksum_s": sum(check) / len(check),
     }
