@@ -250,7 +250,13 @@ class SoRegModel:
                         item_gradients(u, V, r), u - s.lr * g_u)
 
     def apply_step(self, step: UserStep, n_agg: int = 1) -> None:
-        """Set ``u_i ← new_u`` and hand the item gradients to their owners (aggregating n_agg users)."""
+        """Set ``u_i ← new_u`` and hand the item gradients to their owners (aggregating n_agg users).
+
+        Raises ``FloatingPointError`` when the step is not finite (training diverged: lower lr or beta).
+        """
+        if not (np.all(np.isfinite(step.new_u)) and np.all(np.isfinite(step.item_gradients))):
+            raise FloatingPointError(f"SoReg diverged at user {step.user}: lower lr or beta "
+                                     f"(lr={self.settings.lr}, beta={self.settings.beta})")
         self.U[step.user] = step.new_u
         np.add.at(self._pending, step.items, step.item_gradients)
         for owner in np.unique(self.item_owner[step.items]):

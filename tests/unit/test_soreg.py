@@ -207,3 +207,12 @@ def test_run_plans_rejects_bad_n_agg():
 
     with pytest.raises(ValueError, match="n_agg"):
         model.epoch(np.random.default_rng(0), n_agg=0)
+
+
+def test_divergence_raises_instead_of_returning_nan():
+    data = generate(SMALL, 10)
+    model = soreg.SoRegModel.init(data, soreg.SoRegSettings(dim=4, lr=5.0, beta=50.0), 0)
+
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="diverged"):
+        for _ in range(50):
+            model.epoch(np.random.default_rng(0))
