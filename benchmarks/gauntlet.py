@@ -1,7 +1,7 @@
 """Gauntlet benchmark: separation of adversaries, weighting payoff and cost of the checks.
 
 In-process simulation: 6 honest peers and one of each adversary kind fine-tune one tiny byte-level LM
-on stdlib docstrings with shared-seed SPSA; three honest peers validate (budgeted, staleness-weighted
+on stdlib docstrings (learning.corpus) with shared-seed SPSA; three honest peers validate (budgeted, staleness-weighted
 stage 2) and every node combines their score records. The same rounds are replayed unweighted (all
 well-formed records applied, no Gauntlet) and all-honest (only the 6 honest peers).
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import inspect
 import json
 import statistics
 import sys
@@ -36,6 +35,7 @@ from learning.gauntlet import (
 )
 from learning.gauntlet.sampling import assigned_pool
 from learning.gauntlet.state import GauntletState
+from learning.corpus import CorpusSettings, stdlib_corpus
 from learning.models import TinyConfig, build_tiny, loss
 from learning.spsa import ByteCodec, SpsaSettings, apply_round, param_checksum
 
@@ -50,8 +50,10 @@ VALIDATORS = 3
 """The first honest peers validate; the others only train."""
 STALE_LAG = 3
 """Rounds the stale adversary's replica lags behind."""
-EVAL_SEQUENCES = 64
-"""Held-out sequences for the final eval loss."""
+EVAL_SEQUENCES = 128
+"""Held-out sequences (from documents no peer trains on) for the final eval loss."""
+CORPUS_FILES = 200
+"""Standard-library files read for the corpus (sorted order; enough text, quick to parse)."""
 RATE_PLAYERS = 100
 RATE_REPEATS = 30
 FULL_ROUNDS = 70
@@ -59,27 +61,17 @@ QUICK_ROUNDS = 25
 SEP_TARGETS = {"freerider": 30, "noise": 30, "copycat": 30, "stale": 30, "lazy": 60}
 
 
-def docstring_corpus() -> bytes:
-    """Docstrings of stdlib modules and their public members, as one byte string."""
-    import collections, json as j, pathlib, argparse as a, email, http, logging, typing, unittest, \
-        decimal, fractions, statistics as st, textwrap, string, re, heapq, bisect, functools, itertools
-    texts = []
-    for mod in (collections, j, pathlib, a, email, http, logging, typing, unittest, decimal, fractions,
-                st, textwrap, string, re, heapq, bisect, functools, itertools):
-        for _, obj in [("", mod)] + inspect.getmembers(mod):
-            doc = inspect.getdoc(obj) if callable(obj) or inspect.ismodule(obj) else None
-            if doc:
-                texts.append(doc)
-    return "\n\n".join(dict.fromkeys(texts)).encode("ascii", "replace")
-
-
 def make_dataset() -> tuple[torch.Tensor, torch.Tensor]:
-    """(train [N, SEQ_LEN], eval [EVAL_SEQUENCES, SEQ_LEN]) byte sequences, disjoint."""
-    data = np.frombuffer(docstring_corpus(), dtype=np.uint8)
-    n = len(data) // SEQ_LEN
-    seqs = torch.from_numpy(data[: n * SEQ_LEN].reshape(n, SEQ_LEN).astype(np.int64))
-    order = torch.from_numpy(np.random.default_rng(0).permutation(n))
-    return seqs[order[EVAL_SEQUENCES:]], seqs[order[:EVAL_SEQUENCES]]
+    """(train [N, SEQ_LEN], eval [M, SEQ_LEN]) byte sequences from the project's stdlib-docstring
+    corpus: training windows from one training shard, eval windows from the held-out documents."""
+    split = stdlib_corpus(CorpusSettings(n_shards=1, max_files=CORPUS_FILES))
+
+    def windows(text: bytes, limit: int | None = None) -> torch.Tensor:
+        data = np.frombuffer(text, dtype=np.uint8)
+        n = len(data) // SEQ_LEN if limit is None else min(limit, len(data) // SEQ_LEN)
+        return torch.from_numpy(data[: n * SEQ_LEN].reshape(n, SEQ_LEN).astype(np.int64))
+
+    return windows(split.shards[0]), windows(split.eval, EVAL_SEQUENCES)
 
 
 def peer_id(name: str) -> bytes:
@@ -169,7 +161,8 @@ def simulate(mode: str, rounds: int, train: torch.Tensor, eval_set: torch.Tensor
 
 
 def rounds_to_separate(history: list[dict], peers: list[Peer]) -> dict[str, int | None]:
-    """Per adversary: first round after which every honest final stays above the adversary's."""
+    """Per adversary: the round (1-based count of rounds played) after which every honest peer's
+    final score stays above the adversary's until the end; None if that never holds."""
     honest = [p.name for p in peers if p.kind == adv.HONEST]
     result = {}
     for p in peers:
@@ -182,7 +175,7 @@ def rounds_to_separate(history: list[dict], peers: list[Peer]) -> dict[str, int 
                 separated_from = r
             else:
                 break
-        result[p.kind] = separated_from
+        result[p.kind] = None if separated_from is None else separated_from + 1
     return result
 
 
@@ -218,8 +211,8 @@ def main() -> None:
     after = max(last) if len(last) == len(sep) else None
     adv_names = [p.name for p in peers if p.kind != adv.HONEST]
     share = None
-    if after is not None and after < rounds - 1:
-        share = max(sum(h["weights"][a] for a in adv_names) for h in weighted["history"][after + 1:])
+    if after is not None and after < rounds:
+        share = max(sum(h["weights"][a] for a in adv_names) for h in weighted["history"][after:])
     base_model = build_tiny(MODEL)
     with torch.no_grad():
         initial = float(loss(base_model, eval_set))

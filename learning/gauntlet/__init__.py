@@ -28,6 +28,7 @@ from learning.gauntlet.filters import (
     screen_round,
     sync_score,
 )
+from learning.gauntlet.report import score_rows
 from learning.gauntlet.sampling import assigned_pool, own_eval_indices, random_eval_indices, select_peers
 from learning.gauntlet.settings import GauntletSettings
 from learning.gauntlet.state import FLAG_INACTIVE, GauntletState, PeerState
@@ -41,5 +42,5 @@ __all__ = [
     "RoundContext", "RoundReport", "ScoreBook", "ScoreRecord", "ScoreRejected", "Screening",
     "Stage2Evaluator", "Submission", "Validator",
     "aggregation_weights", "assigned_pool", "combine_scores", "own_eval_indices", "random_eval_indices",
-    "round_weights", "screen", "screen_round", "select_peers", "sync_score", "trust_edges",
+    "round_weights", "score_rows", "screen", "screen_round", "select_peers", "sync_score", "trust_edges",
 ]

@@ -62,3 +62,20 @@ def test_trust_edges_positive_for_scored_and_negative_for_slashed():
     assert edges[b"good"] == pytest.approx(1.0)
     assert edges[b"cheat"] < 0 and edges[b"meh"] < 0
     assert all(-1.0 <= w <= 1.0 for w in edges.values())
+
+
+def test_score_rows_are_json_ready_and_sorted_by_final():
+    import json
+
+    from learning.gauntlet import score_rows
+
+    state = GauntletState(S)
+    state.apply_screenings(0, {b"a": Screening(b"a", (), 0, 1.0), b"b": Screening(b"b", (), 0, 1.0)})
+    for r in range(20):
+        state.apply_evaluations(r, {b"a": PeerEval(b"a", 10, 9, 10, 8, 3), b"b": PeerEval(b"b", 10, 9.5, 10, 9.6, 3)})
+
+    rows = score_rows(state, weights=aggregation_weights(state.final_scores(), S))
+
+    assert [row["peer"] for row in rows] == [b"a".hex(), b"b".hex()]
+    assert rows[0]["weight"] == pytest.approx(1.0)
+    json.dumps(rows)
