@@ -139,27 +139,31 @@ class DuplicateGuard:
     def __init__(self, settings: GauntletSettings) -> None:
         self._settings = settings
         self._history: OrderedDict[int, set[bytes]] = OrderedDict()
-        self._current: dict[bytes, bytes] = {}
+        self._current: set[bytes] = set()
         self._current_round: int | None = None
 
-    def check(self, record: UpdateLike) -> str | None:
-        """Flag for `record` (FLAG_DUPLICATE / FLAG_REPLAY) or None; remembers it either way."""
-        if self._current_round != record.round:
-            self._start_round(record.round)
+    def check(self, record: UpdateLike, round_: int) -> str | None:
+        """Flag for `record` screened in `round_` (FLAG_DUPLICATE / FLAG_REPLAY) or None.
+
+        The payload is remembered under `round_` (the round being screened, whatever the record
+        claims), so a later copy in this round is a duplicate and one in a later round a replay.
+        """
+        if self._current_round != round_:
+            self._start_round(round_)
         if len(record.grads) < self._settings.dedup_min_bytes:
             return None
         digest = hashlib.sha256(record.grads).digest()
-        if any(digest in seen for r, seen in self._history.items() if r != record.round):
+        if any(digest in seen for seen in self._history.values()):
             return FLAG_REPLAY
         if digest in self._current:
             return FLAG_DUPLICATE
-        self._current[digest] = record.peer
+        self._current.add(digest)
         return None
 
     def _start_round(self, round_: int) -> None:
         if self._current_round is not None:
-            self._history[self._current_round] = set(self._current)
-        self._current = dict.fromkeys(self._history.pop(round_, set()), b"")
+            self._history[self._current_round] = self._current
+        self._current = self._history.pop(round_, set())
         self._current_round = round_
         while len(self._history) > self._settings.dedup_history_rounds:
             self._history.popitem(last=False)
@@ -179,7 +183,7 @@ class DuplicateGuard:
         for r_text, digests in data.get("history", {}).items():
             seen = {bytes.fromhex(d) for d in digests}
             if current is not None and int(r_text) == current:
-                guard._current = dict.fromkeys(seen, b"")
+                guard._current = seen
             else:
                 guard._history[int(r_text)] = seen
         guard._current_round = current
@@ -204,7 +208,7 @@ def screen(submission: Submission, ctx: RoundContext, guard: DuplicateGuard,
         flags.append(FLAG_LATE)
     if record.round != ctx.round:
         flags.append(FLAG_WRONG_ROUND)
-    copy_flag = guard.check(record)
+    copy_flag = guard.check(record, ctx.round)
     if copy_flag is not None:
         flags.append(copy_flag)
     behind = rounds_behind(record.base_checksum, ctx, settings)

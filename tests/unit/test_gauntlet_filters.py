@@ -129,3 +129,13 @@ def test_settings_validate_rejects_bad_values():
         GauntletSettings(slash_factor=1.5).validate()
     with pytest.raises(ValueError, match="eval_batch_size"):
         GauntletSettings(eval_batch_size=9, assigned_pool_size=8).validate()
+
+
+def test_a_wrong_round_record_does_not_reset_the_round_being_screened():
+    guard = DuplicateGuard(S)
+    original = rec(b"honest", b"\x11\x22\x33\x44")
+
+    verdicts = screen_round([Submission(original), Submission(rec(b"old", b"\x01\x02\x03\x04", round_=2)),
+                             Submission(rec(b"copier", original.grads))], ctx(), guard, S)
+
+    assert FLAG_DUPLICATE in verdicts[b"copier"].flags
