@@ -9,7 +9,11 @@ and deals the rest round-robin to ``n_shards`` training shards. Tokens are bytes
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
 import os
+import sys
+import tempfile
 import sysconfig
 import warnings
 from collections.abc import Iterable
@@ -118,13 +122,41 @@ def split_documents(docs: list[str], settings: CorpusSettings) -> CorpusSplit:
     return CorpusSplit(shards=shards, eval=DOC_SEPARATOR.join(d.encode("utf-8") for d in eval_docs))
 
 
-def stdlib_corpus(settings: CorpusSettings = CorpusSettings(), root: str | os.PathLike | None = None) -> CorpusSplit:
-    """The standard library's docstrings split by ``settings`` (deterministic on one Python)."""
+def _cached_documents(files: list[Path], cache_dir: Path) -> list[str]:
+    """Documents of ``files``, read from / written to a JSON cache keyed by Python version and file list."""
+    key = hashlib.blake2b(
+        "\n".join([sys.version] + [str(f) for f in files]).encode(), digest_size=8
+    ).hexdigest()
+    cache = cache_dir / f"stdlib-docstrings-{sys.version_info.major}.{sys.version_info.minor}-{key}.json"
+    try:
+        return json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    docs = load_documents(files)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(docs, fh)
+    os.replace(tmp, cache)
+    return docs
+
+
+def stdlib_corpus(
+    settings: CorpusSettings = CorpusSettings(),
+    root: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> CorpusSplit:
+    """The standard library's docstrings split by ``settings`` (deterministic on one Python).
+
+    Parsing the whole stdlib takes ~10 s of CPU; with ``cache_dir`` (e.g. ``~/.cache/plexus``)
+    the extracted documents are kept in a JSON file and reused.
+    """
     settings.validate()
     files = stdlib_files(root)
     if settings.max_files is not None:
         files = files[: settings.max_files]
-    return split_documents(load_documents(files), settings)
+    docs = load_documents(files) if cache_dir is None else _cached_documents(files, Path(cache_dir))
+    return split_documents(docs, settings)
 
 
 def load_text_files(paths: Iterable[str | os.PathLike]) -> bytes:

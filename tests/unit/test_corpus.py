@@ -64,3 +64,11 @@ def test_bad_settings_and_local_files(tmp_path):
     (tmp_path / "b.txt").write_bytes(b"two")
     (tmp_path / "a.txt").write_bytes(b"one")
     assert load_text_files([tmp_path / "b.txt", tmp_path / "a.txt"]) == b"one\n\ntwo"
+
+
+def test_cache_gives_the_same_split(tmp_path):
+    settings = CorpusSettings(n_shards=2, max_files=10)
+    first = stdlib_corpus(settings, cache_dir=tmp_path)
+    cached = list(tmp_path.glob("stdlib-docstrings-*.json"))
+    second = stdlib_corpus(settings, cache_dir=tmp_path)
+    assert len(cached) == 1 and first == second == stdlib_corpus(settings)
