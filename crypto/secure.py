@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from crypto import packing
-from crypto.packing import Layout, Packed, PackingSettings
+from crypto.packing import Packed, PackingSettings
 from crypto.paillier import PublicKey, SecretKey
 
 
@@ -92,9 +92,3 @@ def remove_product_mask(public: PublicKey, products: Sequence[Packed], item_vect
         out.append(Packed(public.add(product.c, correction.c), product.layout, product.count,
                           product.scale_bits, bound, max(product.level, correction.level), public.fingerprint))
     return out
-
-
-def layout_check(layout: Layout, count: int) -> None:
-    """Refuse a slot count the layout cannot hold."""
-    if not 0 < count <= layout.slots:
-        raise packing.PackingOverflowError(f"{count} slots do not fit a {layout.slots}-slot layout")

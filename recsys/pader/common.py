@@ -41,6 +41,8 @@ class PaderSettings:
     """Cap on slots per ciphertext (``1`` = unpacked, the naive baseline); ``None``: as many as fit."""
     replay_window: int = 100_000
     """Finished (session, iteration) pairs a seller remembers to refuse replays."""
+    max_open_sessions: int = 1024
+    """Sessions a seller keeps open; beyond it the oldest is abandoned (its later messages are refused)."""
 
     def validate(self) -> "PaderSettings":
         """Raise ``ValueError`` on a setting out of range; return self."""
@@ -57,8 +59,8 @@ class PaderSettings:
             raise ValueError("SoReg dim exceeds 2^packing.dim_bits")
         if self.max_slots is not None and self.max_slots < 1:
             raise ValueError("PaderSettings.max_slots must be >= 1 or None")
-        if self.replay_window < 1:
-            raise ValueError("PaderSettings.replay_window must be >= 1")
+        if self.replay_window < 1 or self.max_open_sessions < 1:
+            raise ValueError("PaderSettings.replay_window and max_open_sessions must be >= 1")
         return self
 
 

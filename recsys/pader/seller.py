@@ -143,6 +143,8 @@ class SellerRole:
                 for chunk in lay.split_vector(row):
                     vectors.append(ct_to_bytes(packing.encrypt(self.public, self.pool.take, chunk, lay.vector,
                                                                s.scale_bits).c, size))
+        while len(self._sessions) >= self.settings.max_open_sessions:
+            self.abort(*next(iter(self._sessions)))
         self._sessions[key] = _Session(msg.user, msg.purpose, positions, blocks, rows)
         reply = EncryptedItems(msg.session, msg.iteration, self.public.fingerprint, tuple(positions), tuple(blocks),
                                tuple(columns), tuple(vectors))
@@ -201,6 +203,17 @@ class SellerRole:
         self._finish(msg.session, msg.iteration)
         self.stats["bytes_in"] += (len(grad_cts) + len(item_cts)) * n2_bytes(self.public)
         return RevealedValues(msg.session, msg.iteration, tuple(int_to_bytes(v) for v in values))
+
+    def abort(self, session: bytes, iteration: int) -> bool:
+        """Abandon an open session (e.g. on a timeout in the protocol layer); True if it was open."""
+        if (session, iteration) not in self._sessions:
+            return False
+        self._finish(session, iteration)
+        return True
+
+    def open_sessions(self) -> int:
+        """Sessions waiting for the user's next message."""
+        return len(self._sessions)
 
     def ready_blocks(self, force: bool = False) -> list[int]:
         """Blocks whose pending sums may be decrypted now under the flush policy."""

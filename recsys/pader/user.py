@@ -168,7 +168,6 @@ class UserRole:
                 for i in range(len(it.items) if it.purpose == TRAIN else 0)]
         u_int = encode_all(self.u, s.scale_bits, s.value_bits)
         r_int = encode_all(it.ratings, 2 * s.scale_bits, s.value_bits)
-        split = self.settings.split
         groups = [cols[b * lay.dim:(b + 1) * lay.dim] for b in range(len(blocks))]
         sums = list(self.mapper(_block_sum, [pub] * len(groups), groups, [u_int] * len(groups)))
         errors, masks, score_masks, out = [], [], [], []
@@ -194,7 +193,6 @@ class UserRole:
         it.masks = [em for _, em in sorted(masks, key=lambda t: t[0])]
         it.score_masks = [v for _, v in sorted(score_masks, key=lambda t: t[0])]
         it.stage = "product" if it.purpose == TRAIN else "revealed"
-        del split
         return MaskedErrors(it.session, it.iteration, pub.fingerprint, self._send(link, [p.c for p in out]))
 
     def on_product(self, msg: MaskedProduct) -> MaskedGradient:
@@ -221,10 +219,8 @@ class UserRole:
         item_grads = packing.scale_mul_many(pub, it.errors, it.u_int, s.scale_bits, self.mapper)
         flat = [packing.rerandomize(pub, g, link.pool.take()).c for row in item_grads for g in row]
         it.gradient_masks, it.stage = gmasks, "revealed"
-        size = n2_bytes(pub)
         gradient = self._send(link, [p.c for p in masked])
         items = self._send(link, flat)
-        del size
         return MaskedGradient(it.session, it.iteration, pub.fingerprint, gradient, items)
 
     def on_revealed(self, msg: RevealedValues) -> np.ndarray | dict[int, float]:

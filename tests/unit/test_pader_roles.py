@@ -10,7 +10,7 @@ from crypto.fixedpoint import FixedPointOverflowError
 from crypto.packing import PackingOverflowError
 from crypto.paillier import WrongKeyError, generate_keypair
 from recsys.datasets import RatingData
-from recsys.pader import MaskedErrors, PaderError, PaderSettings, ReplayError
+from recsys.pader import PaderError, PaderSettings, ReplayError
 from recsys.pader.simulate import EncryptedSoReg, user_id
 from recsys.soreg import IterationPlan, SoRegModel, SoRegSettings
 
@@ -163,3 +163,15 @@ def test_poisoned_item_gradient_is_dropped_and_flush_goes_on():
     enc.run_plan(full_plan(model, 1))  # a second user triggers the flush
     assert seller.stats.get("discarded_blocks", 0) >= 1
     enc.run_plan(full_plan(model, 2))  # and training goes on
+
+
+def test_abandoned_sessions_are_capped_and_refused_later():
+    model, soreg = instance(9, sellers=1)
+    enc = EncryptedSoReg(model, PaderSettings(soreg=soreg, max_open_sessions=1), KEYS, insecure_test_keys=True)
+    role, seller, req = _open_session(enc, model, user=0)
+    items = seller.on_request(req)
+    other, _, req2 = _open_session(enc, model, user=1)
+    seller.on_request(req2)  # pushes the first session out
+    assert seller.open_sessions() == 1
+    with pytest.raises(ReplayError):
+        seller.on_masked_errors(role.on_items(items))
