@@ -13,6 +13,15 @@ SPSA = SpsaSettings(lr=1e-3, samples_per_round=6)
 DATA = torch.from_numpy(np.random.default_rng(1).integers(0, 256, size=(12, 9)))
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def inputs(model, **extra):
     base = dict(model=model, run="r", round=2, peer=b"me", spsa=SPSA,
                 assigned_loss=lambda m: loss(m, DATA[:4]), random_loss=lambda m: loss(m, DATA[8:]),

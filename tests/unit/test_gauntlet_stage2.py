@@ -24,6 +24,15 @@ DATA = torch.from_numpy(np.random.default_rng(0).integers(0, 256, size=(40, 9)))
 RUN = "t"
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def loss_of(indices):
     batch = DATA[torch.as_tensor(indices)]
     return lambda m: loss(m, batch)
