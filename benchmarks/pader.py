@@ -76,9 +76,9 @@ class Traffic:
         self.cts += ciphertext_count(msg)
 
 
-def time_encrypted(key, mapper, reps: int) -> dict:
+def time_encrypted(key, mapper, reps: int, split_tasks: int) -> dict:
     model, soreg = speed_instance()
-    settings = PaderSettings(soreg=soreg, split=2)
+    settings = PaderSettings(soreg=soreg, split=split_tasks)
     traffic = Traffic()
     enc = EncryptedSoReg(model, settings, [key], mapper=mapper, on_message=traffic, auto_flush=False)
     seller = enc.sellers[0]
@@ -235,9 +235,9 @@ def main(argv: list[str] | None = None) -> dict:
     out["iter_ms_encrypted_unpacked_note"] = (f"extrapolated x{N_RATINGS // unpacked_items} from {unpacked_items} "
                                               "items: one value per ciphertext, fresh r^n, one core")
     with ProcessPoolExecutor(args.workers) as ex:
-        out.update(time_encrypted(key, ex.map, 2 if args.quick else 5))
+        out.update(time_encrypted(key, ex.map, 2 if args.quick else 5, args.workers))
         out["iter_ms_online_plus_offline"] = out["iter_ms_online"] + out["iter_ms_offline"]
-        out["iter_ms_online_1core"] = time_encrypted(key, map, 1)["iter_ms_online"]
+        out["iter_ms_online_1core"] = time_encrypted(key, map, 2 if args.quick else 3, 1)["iter_ms_online"]
         out.update(calibrate(key) | {"slowdown_vs_design_figures_start": out["slowdown_vs_design_figures"]})
         best = min(out["iter_ms_online"], out["iter_ms_online_1core"])
         out["iter_ms_online_at_design_speed_estimate"] = best / out["slowdown_vs_design_figures"]

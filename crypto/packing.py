@@ -95,10 +95,6 @@ class PackingSettings:
         masked_gradient = self.gradient_bits + self.mask_bits
         return max(product, masked_gradient) + 2 + self.guard_bits
 
-    def score_layout_bits(self) -> int:
-        """Slot bits for inference: masked scores ``uᵀv + m``."""
-        return self.masked_error_bits + self.guard_bits
-
 
 @dataclass(frozen=True)
 class Layout:
