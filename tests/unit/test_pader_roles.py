@@ -21,7 +21,8 @@ TOL = 1e-5
 def instance(seed: int, n_users: int = 6, n_items: int = 14, dim: int = 4, sellers: int = 2):
     rng = np.random.default_rng(seed)
     rows = [(u, j, float(rng.integers(1, 6))) for u in range(n_users) for j in range(n_items) if rng.random() < 0.6]
-    rows += [(u, u % n_items, 3.0) for u in range(n_users)]
+    rows += [(u, u % n_items, 5.0) for u in range(n_users)]
+    rows += [(u, (u + 1) % n_items, 1.0) for u in range(n_users)]  # every user has a negative z-score
     ratings = np.array(sorted({(u, j): (u, j, s) for u, j, s in rows}.values()), dtype=np.float64)
     trust = np.array([(u, (u + k) % n_users, float(rng.uniform(0.2, 1.5))) for u in range(n_users) for k in (1, 2)],
                      dtype=np.float64)
