@@ -44,16 +44,17 @@ def round_weights(weights: Mapping[bytes, float], peers: Iterable[bytes]) -> dic
     """The `apply_round(weights=...)` mapping for a round whose records come from `peers`.
 
     `apply_round` treats a missing peer as weight 1.0, so every peer gets an explicit entry
-    (0.0 if unweighted). The weights are rescaled so that their sum equals the number of peers with
-    a positive weight: mean weight 1 over the peers that earned any, so a round of k trusted peers
-    moves the parameters as far as k unweighted updates would.
+    (0.0 if unweighted). The weights are rescaled so that their sum is the effective number of
+    contributors 1/Σŵ² (ŵ: weights renormalised over `peers`): k equally trusted peers move the
+    parameters as far as k unweighted updates, and a few barely trusted ones add almost nothing.
     """
     peers = sorted(set(peers))
-    positive = [p for p in peers if weights.get(p, 0.0) > 0]
-    total = sum(weights[p] for p in positive)
+    total = sum(max(0.0, weights.get(p, 0.0)) for p in peers)
     if total <= 0:
         return dict.fromkeys(peers, 0.0)
-    return {p: weights.get(p, 0.0) * len(positive) / total for p in peers}
+    shares = {p: max(0.0, weights.get(p, 0.0)) / total for p in peers}
+    effective = 1.0 / sum(w * w for w in shares.values())
+    return {p: w * effective for p, w in shares.items()}
 
 
 def trust_edges(state: GauntletState, scores: Mapping[bytes, float] | None = None) -> list[tuple[bytes, float]]:

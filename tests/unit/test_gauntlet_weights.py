@@ -43,10 +43,16 @@ def test_negative_or_nan_scores_are_refused():
         aggregation_weights({b"a": float("nan")}, S)
 
 
-def test_round_weights_name_every_peer_and_average_one_over_trusted_peers():
+def test_round_weights_name_every_peer_and_sum_to_the_effective_contributors():
     weights = round_weights({b"a": 0.75, b"b": 0.25}, [b"a", b"b", b"x"])
 
-    assert weights == {b"a": pytest.approx(1.5), b"b": pytest.approx(0.5), b"x": 0.0}
+    assert weights == {b"a": pytest.approx(1.2), b"b": pytest.approx(0.4), b"x": 0.0}
+
+
+def test_round_weights_of_k_equal_peers_are_all_one():
+    weights = round_weights({b"a": 0.5, b"b": 0.5, b"c": 0.0}, [b"a", b"b", b"c"])
+
+    assert weights == {b"a": pytest.approx(1.0), b"b": pytest.approx(1.0), b"c": 0.0}
 
 
 def test_trust_edges_positive_for_scored_and_negative_for_slashed():
