@@ -211,6 +211,17 @@ def run_sgd(split, peers, rounds, ev, every_rounds):
     return curve
 
 
+def regen_by_kind(model, reps: int) -> dict:
+    """Milliseconds to regenerate and apply one update, per perturbation kind."""
+    out = {}
+    for kind in ("gaussian", "rademacher"):
+        t = time.perf_counter()
+        for i in range(reps):
+            apply_update(model, derive_seed(RUN, i, b"kind", 0), 0.5, 1e-9, kind=kind)
+        out[kind] = 1e3 * (time.perf_counter() - t) / reps
+    return out
+
+
 # ----------------------------------------------------------------------------- 124M
 
 
@@ -246,6 +257,7 @@ def big_rounds(settings, peers, rounds) -> dict:
         t = time.perf_counter()
         base = param_checksum(model)
         check.append(time.perf_counter() - t)
+    by_kind = regen_by_kind(model, reps=1)
     return {
         "params": n,
         "build_s": build_s,
@@ -255,6 +267,7 @@ def big_rounds(settings, peers, rounds) -> dict:
         "perturb_restore_s_per_peer_round": (sum(step) - sum(fwd)) / len(step),
         "regen_s_per_peer": sum(regen) / len(regen),
         "checksum_s": sum(check) / len(check),
+        "regen_ms_per_update_by_kind": by_kind,
     }
 
 
@@ -339,6 +352,7 @@ def main(argv=None) -> None:
         },
         "time_per_round_tiny": {
             **timing,
+            "regen_ms_per_update_by_kind": regen_by_kind(build_tiny(TINY), reps=20),
             "network_ms": None,
             "network_note": "gossip latency is measured on the devnet (node/devnet report), not here",
         },

@@ -8,6 +8,12 @@ Bit-exact replicas: θ + εz − 2εz + εz is not θ in floating point, so
 copies of the parameters (no gradients, optimizer state or stored activations).
 Updates use separate multiply and subtract kernels (no fused multiply-add), so every
 replica that runs the same code on the same records computes the same bits.
+
+Two perturbation kinds: ``"gaussian"`` (MeZO's default, ``torch.randn``) and
+``"rademacher"`` (±1 from ``torch.randint``). torch's CPU ``randn`` takes a vectorised
+path on AVX2 machines and a scalar one elsewhere, which may differ in the last bits; the
+Rademacher draw is integer arithmetic on the same Mersenne Twister stream, so it gives the
+same z on every CPU. Choose it for runs that span different machine types.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import math
 from collections.abc import Callable, Iterator
 
 import torch
+
+from .settings import PERTURBATION_KINDS
 
 
 def _params(model: torch.nn.Module) -> Iterator[torch.nn.Parameter]:
@@ -28,20 +36,43 @@ def _check_finite(name: str, value: float) -> None:
         raise ValueError(f"{name} must be finite, got {value!r}")
 
 
-def _z_stream(model: torch.nn.Module, seed: int) -> Iterator[tuple[torch.nn.Parameter, torch.Tensor]]:
+GAUSSIAN = "gaussian"
+"""z ~ N(0, I) (MeZO)."""
+
+RADEMACHER = "rademacher"
+"""z uniform in {−1, +1}^d (classic SPSA); bit-identical on every CPU."""
+
+PERTURBATIONS = PERTURBATION_KINDS
+"""Accepted perturbation kinds."""
+
+
+def _draw(shape: torch.Size, gen: torch.Generator, dtype: torch.dtype, kind: str) -> torch.Tensor:
+    if kind == GAUSSIAN:
+        return torch.randn(shape, generator=gen, dtype=dtype, device="cpu")
+    if kind == RADEMACHER:
+        z = torch.randint(0, 2, shape, generator=gen, dtype=dtype, device="cpu")
+        return z.mul_(2).sub_(1)
+    raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {kind!r}")
+
+
+def _z_stream(
+    model: torch.nn.Module, seed: int, kind: str = GAUSSIAN
+) -> Iterator[tuple[torch.nn.Parameter, torch.Tensor]]:
     """Yield (parameter, z slice) pairs; each z slice is generated just in time."""
+    if kind not in PERTURBATIONS:
+        raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {kind!r}")
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed)
     for p in _params(model):
-        z = torch.randn(p.shape, generator=gen, dtype=p.dtype, device="cpu")
+        z = _draw(p.shape, gen, p.dtype, kind)
         yield p, z.to(p.device) if p.device.type != "cpu" else z
 
 
 @torch.no_grad()
-def perturb(model: torch.nn.Module, seed: int, scale: float) -> None:
+def perturb(model: torch.nn.Module, seed: int, scale: float, kind: str = GAUSSIAN) -> None:
     """θ ← θ + scale · z(seed), regenerating z parameter by parameter."""
     _check_finite("scale", scale)
-    for p, z in _z_stream(model, seed):
+    for p, z in _z_stream(model, seed, kind):
         z.mul_(scale)
         p.add_(z)
 
@@ -52,6 +83,7 @@ def projected_gradient(
     loss_fn: Callable[[torch.nn.Module], torch.Tensor],
     seed: int,
     eps: float,
+    kind: str = GAUSSIAN,
 ) -> float:
     """MeZO projected gradient g = (ℓ(θ+εz) − ℓ(θ−εz)) / 2ε; θ is restored bit for bit.
 
@@ -63,11 +95,11 @@ def projected_gradient(
     model.eval()
     backup = [p.detach().clone() for p in _params(model)]
     try:
-        perturb(model, seed, eps)
+        perturb(model, seed, eps, kind)
         loss_plus = float(loss_fn(model))
         for p, b in zip(_params(model), backup):
             p.copy_(b)
-        perturb(model, seed, -eps)
+        perturb(model, seed, -eps, kind)
         loss_minus = float(loss_fn(model))
     finally:
         for p, b in zip(_params(model), backup):
@@ -86,6 +118,7 @@ def apply_update(
     lr: float,
     weight_decay: float = 0.0,
     weight: float = 1.0,
+    kind: str = GAUSSIAN,
 ) -> None:
     """θ ← θ − lr·weight·(grad · z(seed) + weight_decay · θ)."""
     for name, value in (("grad", grad), ("lr", lr), ("weight_decay", weight_decay), ("weight", weight)):
@@ -93,7 +126,7 @@ def apply_update(
     step = lr * weight
     coef = step * grad
     decay = step * weight_decay
-    for p, z in _z_stream(model, seed):
+    for p, z in _z_stream(model, seed, kind):
         if decay != 0.0:
             p.sub_(p * decay)
         z.mul_(coef)

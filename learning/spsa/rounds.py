@@ -63,7 +63,7 @@ def apply_round(
             elif weight != 0.0 and settings.weight_decay != 0.0:
                 plan.append((derive_seed(rec.run, rec.round, rec.peer, sample), 0.0, weight))
     for seed, g, weight in plan:
-        apply_update(model, seed, g, settings.lr, settings.weight_decay, weight)
+        apply_update(model, seed, g, settings.lr, settings.weight_decay, weight, settings.perturbation)
 
 
 def local_update(
@@ -90,5 +90,5 @@ def local_update(
     grads = bytearray()
     for sample, loss_fn in enumerate(losses):
         seed = derive_seed(run, round_, peer, sample)
-        grads.append(codec.encode(projected_gradient(model, loss_fn, seed, settings.eps)))
+        grads.append(codec.encode(projected_gradient(model, loss_fn, seed, settings.eps, settings.perturbation)))
     return UpdateRecord(run=run, round=round_, peer=peer, grads=bytes(grads), base_checksum=base)

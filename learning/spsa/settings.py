@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-#: Most samples one peer may carry in one update record (one byte each).
+PERTURBATION_KINDS = ("gaussian", "rademacher")
+"""Distributions of the perturbation z (see :mod:`learning.spsa.mezo`)."""
+
 MAX_SAMPLES_PER_ROUND = 64
+"""Most samples one peer may carry in one update record (one byte each)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class SpsaSettings:
     codec_max: float = 1e4
     """Largest |g| the codec represents; larger magnitudes are clipped to it."""
 
+    perturbation: str = "gaussian"
+    """Distribution of z: "gaussian" (MeZO) or "rademacher" (±1, identical bits on every CPU type)."""
+
     def validate(self) -> None:
         """Raise ``ValueError`` on a setting no run can use."""
         for name in ("eps", "lr", "codec_min", "codec_max"):
@@ -43,6 +49,10 @@ class SpsaSettings:
             raise ValueError(
                 f"SpsaSettings.samples_per_round must be an int in 1..{MAX_SAMPLES_PER_ROUND}, "
                 f"got {self.samples_per_round!r}"
+            )
+        if self.perturbation not in PERTURBATION_KINDS:
+            raise ValueError(
+                f"SpsaSettings.perturbation must be one of {PERTURBATION_KINDS}, got {self.perturbation!r}"
             )
         if self.codec_min >= self.codec_max:
             raise ValueError(

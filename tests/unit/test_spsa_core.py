@@ -123,7 +123,10 @@ def test_codec_zero_clip_and_bad_input():
 
 def test_settings_validate():
     SpsaSettings().validate()
-    for kwargs in ({"eps": 0}, {"lr": float("nan")}, {"samples_per_round": 0}, {"codec_min": 10, "codec_max": 1}):
+    for kwargs in (
+        {"eps": 0}, {"lr": float("nan")}, {"samples_per_round": 0},
+        {"codec_min": 10, "codec_max": 1}, {"perturbation": "uniform"},
+    ):
         with pytest.raises(ValueError):
             SpsaSettings(**kwargs).validate()
 
@@ -187,3 +190,25 @@ def test_apply_update_weight_decay_and_bad_numbers():
         assert torch.allclose(p, r * 0.95, atol=1e-7)
     with pytest.raises(ValueError):
         apply_update(model, 5, grad=float("nan"), lr=0.1)
+
+
+def test_rademacher_perturbation_is_plus_minus_one_and_gradient_is_directional():
+    # Arrange
+    model, batch = build_tiny(SMALL).double(), _batch()  # float64: the difference quotient is exact enough
+    z_model = build_tiny(SMALL).double()
+    for p in z_model.parameters():
+        p.data.zero_()
+    perturb(z_model, 11, 1.0, kind="rademacher")
+    model.zero_grad()
+    loss(model, batch).backward()
+    exact = sum(float((p.grad * z).sum().detach()) for p, z in zip(model.parameters(), z_model.parameters()))
+
+    # Act
+    g = projected_gradient(model, lambda m: loss(m, batch), seed=11, eps=1e-4, kind="rademacher")
+
+    # Assert
+    values = torch.cat([p.detach().flatten() for p in z_model.parameters()])
+    assert set(values.unique().tolist()) == {-1.0, 1.0}
+    assert g == pytest.approx(exact, rel=0.02)
+    with pytest.raises(ValueError):
+        perturb(z_model, 11, 1.0, kind="uniform")

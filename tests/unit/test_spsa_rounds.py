@@ -1,5 +1,6 @@
 """Rounds, validation, the update log and checkpoints of learning.spsa."""
 
+import dataclasses
 import random
 
 import pytest
@@ -46,9 +47,9 @@ def _losses(peer: bytes, round_: int):
     return out
 
 
-def _round_records(model, round_: int) -> list[UpdateRecord]:
+def _round_records(model, round_: int, settings: SpsaSettings = SETTINGS) -> list[UpdateRecord]:
     return [
-        local_update(model, _losses(p, round_), run=RUN, round_=round_, peer=p, settings=SETTINGS) for p in PEERS
+        local_update(model, _losses(p, round_), run=RUN, round_=round_, peer=p, settings=settings) for p in PEERS
     ]
 
 
@@ -58,20 +59,22 @@ def _record(**overrides) -> UpdateRecord:
     return UpdateRecord(**fields)
 
 
-def test_replicas_stay_bit_identical_and_arrival_order_does_not_matter():
+@pytest.mark.parametrize("kind", ["gaussian", "rademacher"])
+def test_replicas_stay_bit_identical_and_arrival_order_does_not_matter(kind):
     # Arrange: three replicas of the same initial model
     a, b, c = build_tiny(SMALL), build_tiny(SMALL), build_tiny(SMALL)
     start = param_checksum(a)
+    settings = dataclasses.replace(SETTINGS, perturbation=kind)
 
     for round_ in range(3):
-        records = _round_records(a, round_)
+        records = _round_records(a, round_, settings)
         shuffled = records[:]
         random.Random(round_).shuffle(shuffled)
 
         # Act
-        apply_round(a, records, SETTINGS)
-        apply_round(b, shuffled, SETTINGS)
-        apply_round(c, list(reversed(records)), SETTINGS)
+        apply_round(a, records, settings)
+        apply_round(b, shuffled, settings)
+        apply_round(c, list(reversed(records)), settings)
 
         # Assert
         assert param_checksum(a) == param_checksum(b) == param_checksum(c)
