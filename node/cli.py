@@ -92,13 +92,16 @@ def run(
     bootstrap: list[str] = typer.Option([], "--bootstrap", help="Peer multiaddr with /p2p/ID (repeatable)."),
     network: str = typer.Option("devnet", "--network", help="Network name (topics plexus/<network>/...)."),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+    libp2p_defaults: bool = typer.Option(False, "--libp2p-defaults", hidden=True,
+                                         help="Benchmark baseline: py-libp2p's default stack settings."),
 ) -> None:
     """Run the node daemon in the foreground until SIGINT/SIGTERM."""
     from node.daemon import run_daemon
     from node.settings import NodeSettings
 
     settings = NodeSettings(
-        home=resolve_home(home), listen=tuple(listen), bootstrap=tuple(bootstrap), network=network, log_level=log_level
+        home=resolve_home(home), listen=tuple(listen), bootstrap=tuple(bootstrap), network=network,
+        log_level=log_level, libp2p_defaults=libp2p_defaults,
     )
     try:
         settings.validate()

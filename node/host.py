@@ -53,24 +53,29 @@ def noise_only(key_pair: KeyPair) -> dict:
 
 
 def connection_config(settings: NodeSettings) -> ConnectionConfig:
-    """One connection per peer; libp2p's own auto-dialler keeps the same target as our discovery."""
-    target = settings.membership.target_peers
+    """One connection per peer; py-libp2p's auto-dialler is off (min 0): discovery decides whom to dial."""
     return ConnectionConfig(
         max_connections_per_peer=MAX_CONNECTIONS_PER_PEER,
-        min_connections=target,
-        low_watermark=target,
+        min_connections=0,
+        low_watermark=0,
         dial_timeout=settings.timeouts.dial_s,
     )
 
 
 def build_stack(key_pair: KeyPair, settings: NodeSettings, app_score: Callable[[ID], float] | None = None) -> Libp2pStack:
     """Create the host, GossipSub router and Pubsub for one node."""
+    if settings.libp2p_defaults:
+        return _default_stack(key_pair, settings)
     gossip = settings.gossip
     host = new_host(
         key_pair=key_pair,
         sec_opt=noise_only(key_pair),
         connection_config=connection_config(settings),
         listen_addrs=[multiaddr.Multiaddr(a) for a in settings.listen],
+        # Mplex first, Yamux still offered (js/go peers negotiate it). py-libp2p 0.8.1's Yamux
+        # sends window updates from the reading task; under gossip load two peers' readers end up
+        # blocked writing to each other and streams stall for seconds (measured: see README).
+        muxer_preference="MPLEX",
     )
     router = GossipSub(
         protocols=list(GOSSIP_PROTOCOLS),
@@ -87,9 +92,23 @@ def build_stack(key_pair: KeyPair, settings: NodeSettings, app_score: Callable[[
     # publishing N messages reuses (sender, seqno) ids, which peers drop as already seen. Seed it
     # with nanoseconds as go-libp2p-pubsub does.
     pubsub.counter = time.time_ns()
+    _guard_pubsub(host, pubsub, router)
+    return Libp2pStack(host=host, pubsub=pubsub, router=router)
+
+
+def _default_stack(key_pair: KeyPair, settings: NodeSettings) -> Libp2pStack:
+    """The benchmark baseline: py-libp2p's own defaults everywhere it has them (D is required)."""
+    gossip = settings.gossip
+    host = new_host(key_pair=key_pair, listen_addrs=[multiaddr.Multiaddr(a) for a in settings.listen])
+    router = GossipSub(list(GOSSIP_PROTOCOLS), gossip.degree, gossip.degree_low, gossip.degree_high)
+    pubsub = Pubsub(host, router)
+    _guard_pubsub(host, pubsub, router)
+    return Libp2pStack(host=host, pubsub=pubsub, router=router)
+
+
+def _guard_pubsub(host: IHost, pubsub: Pubsub, router: GossipSub) -> None:
     for protocol in router.get_protocols():
         host.set_stream_handler(protocol, guard_handler(pubsub.stream_handler, f"pubsub {protocol}"))
-    return Libp2pStack(host=host, pubsub=pubsub, router=router)
 
 
 def guard_handler(handler: StreamHandler, label: str) -> StreamHandler:

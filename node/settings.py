@@ -60,7 +60,7 @@ class GossipSettings:
 class MembershipSettings:
     """Signed peer records, the peer table and peer discovery."""
 
-    announce_interval_s: float = 5.0
+    announce_interval_s: float = 10.0
     """Seconds between this node's signed peer-record announcements."""
     target_peers: int = 8
     """Dial peers learnt from records until this many are connected."""
@@ -127,6 +127,9 @@ class NodeSettings:
     """Bounded waits."""
     log_level: str = "INFO"
     """Log level of DIR/node.log."""
+    libp2p_defaults: bool = False
+    """Benchmark baseline only: build the libp2p stack with py-libp2p's defaults (every security
+    transport, 3 connections per peer, 120 s heartbeat, 10 msg/s spam cap) instead of our tuning."""
 
     def validate(self) -> None:
         if not NETWORK_NAME_PATTERN.match(self.network):

@@ -9,6 +9,7 @@ import trio
 from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 
+from node.control import CommandError
 from node.ratelimit import KeyedLimiter
 from node.runtime import Node
 from protocols.codec import decode
@@ -40,6 +41,7 @@ class MembershipService:
         node.spawn("membership.bootstrap", self._bootstrap_loop)
         node.spawn("membership.announce", self._announce_loop)
         node.control.add("peers", self._cmd_peers)
+        node.control.add("dial", self._cmd_dial)
 
     # -- inbound -------------------------------------------------------------------------
     def _validate(self, author: str, msg: rpc_pb2.Message) -> Validation:
@@ -61,7 +63,10 @@ class MembershipService:
             return
         fresh = self.node.store.record_peer(author.to_base58(), time.time(), record.addrs, record.seq, record.services)
         connected = self.node.connected_peers()
-        if fresh and author not in connected and len(connected) < self.node.settings.membership.target_peers:
+        # Only the peer with the smaller id dials: when both sides dial each other at once,
+        # py-libp2p keeps one connection and the pubsub stream on the other one dies with it.
+        dials_first = self.node.peer_id.to_bytes() < author.to_bytes()
+        if fresh and dials_first and author not in connected and len(connected) < self.node.settings.membership.target_peers:
             for addr in record.addrs:
                 if await self.node.dial(f"{addr}/p2p/{author.to_base58()}"):
                     break
@@ -98,6 +103,18 @@ class MembershipService:
             await trio.sleep(self.node.settings.membership.redial_interval_s)
 
     # -- control -------------------------------------------------------------------------
+    async def _cmd_dial(self, args: dict) -> dict:
+        """Dial a full multiaddr; with ``reconnect`` drop an existing connection first. Times the dial."""
+        addr = args.get("addr")
+        if not isinstance(addr, str) or "/p2p/" not in addr:
+            raise CommandError("dial needs 'addr', a multiaddr ending in /p2p/<peer id>")
+        peer = ID.from_base58(addr.rsplit("/p2p/", 1)[1])
+        if args.get("reconnect") and peer in self.node.connected_peers():
+            await self.node.host.disconnect(peer)
+        started = time.perf_counter()
+        ok = await self.node.dial(addr)
+        return {"connected": ok, "ms": round((time.perf_counter() - started) * MILLIS, 3)}
+
     async def _cmd_peers(self, _args: dict) -> dict:
         return {"peers": self.peer_table()}
 
