@@ -65,11 +65,13 @@ class EncryptedSoReg:
             self.users[i] = role
         return self.users[i]
 
-    def refill(self, count: int) -> None:
-        """Offline phase for every seller (users refill lazily on demand)."""
+    def refill(self, count: int, mapper: Mapper | None = None) -> None:
+        """Offline phase: ``count`` more ``r^n`` for every seller and for the users' shared pools."""
+        mapper = mapper or self.mapper
         for seller in self.sellers:
-            seller.refill(count)
-            self.user(int(self.model.active_users[0])).refill(seller.public.fingerprint, count)
+            seller.pool.refill(count, mapper=mapper)
+            self.user(int(self.model.active_users[0])).sellers[seller.public.fingerprint].pool.refill(
+                count, mapper=mapper)
 
     def _exchange(self, user: UserRole, seller: SellerRole, request) -> np.ndarray:
         send = self.on_message
