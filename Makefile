@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEVNET_DIR ?= .devnet
-SCENARIO ?= devnet/scenarios/default.toml
+SCENARIOS ?= devnet/scenarios/default.toml
 
 .PHONY: venv test test-fast devnet bench clean
 
@@ -23,7 +23,10 @@ test-fast: venv
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not devnet" tests
 
 devnet: venv
-	$(VENV)/bin/plexus devnet run $(SCENARIO) --dir $(DEVNET_DIR)
+	@for s in $(SCENARIOS); do \
+	  name=$$(basename $$s .toml); \
+	  $(VENV)/bin/plexus devnet run $$s --dir $(DEVNET_DIR)/$$name || exit 1; \
+	done
 
 bench: venv
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

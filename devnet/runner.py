@@ -8,14 +8,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devnet import steps as _core_steps  # noqa: F401 - registers the core steps
+import importlib
+import pkgutil
+
+import devnet
 from devnet.launcher import Devnet
 from devnet.report import write_report
 from devnet.scenario import STEPS, RunContext, Scenario, ScenarioError, load_scenario
 
 
+def load_steps() -> None:
+    """Import every devnet/steps*.py module: each registers its steps with @step."""
+    for module in pkgutil.iter_modules(devnet.__path__):
+        if module.name.startswith("steps"):
+            importlib.import_module(f"devnet.{module.name}")
+
+
 def run_scenario(path: Path, root: Path, progress: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]]:
     """Run the scenario at ``path`` in devnet dir ``root``; returns (report path, report)."""
+    load_steps()
     scenario = load_scenario(path)
     devnet = Devnet(root)
     report: dict[str, Any] = {"scenario": scenario.name, "nodes": scenario.nodes, "steps": [], "ok": False}

@@ -6,6 +6,7 @@ group, so that this package does not import the ones built on top of it.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -92,6 +93,8 @@ def run(
     bootstrap: list[str] = typer.Option([], "--bootstrap", help="Peer multiaddr with /p2p/ID (repeatable)."),
     network: str = typer.Option("devnet", "--network", help="Network name (topics plexus/<network>/...)."),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+    opt: list[str] = typer.Option([], "--opt", help="Service option KEY=VALUE (repeatable), e.g. adversary=noise."),
+    adversary: Optional[str] = typer.Option(None, "--adversary", help="Test adversary kind (same as --opt adversary=KIND)."),
     libp2p_defaults: bool = typer.Option(False, "--libp2p-defaults", hidden=True,
                                          help="Benchmark baseline: py-libp2p's default stack settings."),
 ) -> None:
@@ -99,9 +102,15 @@ def run(
     from node.daemon import run_daemon
     from node.settings import NodeSettings
 
+    pairs = []
+    for item in opt + ([f"adversary={adversary}"] if adversary else []):
+        key, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--opt {item!r} must be KEY=VALUE")
+        pairs.append((key.strip(), value.strip()))
     settings = NodeSettings(
         home=resolve_home(home), listen=tuple(listen), bootstrap=tuple(bootstrap), network=network,
-        log_level=log_level, libp2p_defaults=libp2p_defaults,
+        log_level=log_level, libp2p_defaults=libp2p_defaults, options=tuple(pairs),
     )
     try:
         settings.validate()
@@ -197,7 +206,13 @@ def gossip_tail(
         return
 
 
+#: Modules of this package that add commands: each has ``register(app: typer.Typer) -> None``.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
 def _load_plugins() -> None:
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(app)
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         sub = entry.load()
         app.add_typer(sub, name=entry.name)

@@ -117,8 +117,11 @@ class NodeSettings:
     """Multiaddrs (with /p2p/<peer id>) of peers to dial on start and keep dialling."""
     network: str = "devnet"
     """Network name: gossip topics are plexus/<network>/<service>."""
-    services: tuple[str, ...] = ("gossip", "membership", "query")
-    """Services to run, by name."""
+    services: tuple[str, ...] = ()
+    """Services to run, by name; empty means every registered service (node/services/__init__.py)."""
+    options: tuple[tuple[str, str], ...] = ()
+    """Service options as (key, value) pairs from `plexus run --opt key=value` (e.g. adversary=noise);
+    each service reads and validates its own keys."""
     gossip: GossipSettings = field(default_factory=GossipSettings)
     """GossipSub and publish tuning."""
     membership: MembershipSettings = field(default_factory=MembershipSettings)
@@ -142,11 +145,19 @@ class NodeSettings:
         for addr in self.bootstrap:
             if "/p2p/" not in addr:
                 raise ValueError(f"bootstrap address {addr!r} lacks /p2p/<peer id>")
+        for key, _value in self.options:
+            if not re.match(r"^[a-z][a-z0-9_.-]{0,63}$", key):
+                raise ValueError(f"option key {key!r} must be lower-case letters, digits, _ . -")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError(f"unknown log level {self.log_level!r}")
         self.gossip.validate()
         self.membership.validate()
         self.timeouts.validate()
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        """The last value given for an option key, or ``default``."""
+        found = [v for k, v in self.options if k == key]
+        return found[-1] if found else default
 
     def topic(self, service: str) -> str:
         """The gossip topic name of a service on this node's network."""

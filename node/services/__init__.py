@@ -17,7 +17,8 @@ FACTORIES: dict[str, Callable[[], Service]] = {
 
 
 def build_services(names: tuple[str, ...]) -> list[Service]:
-    """Instantiate services by name; ValueError names the unknown ones."""
+    """Instantiate services by name (all registered ones when ``names`` is empty)."""
+    names = names or tuple(FACTORIES)
     unknown = [n for n in names if n not in FACTORIES]
     if unknown:
         raise ValueError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(FACTORIES)}")
