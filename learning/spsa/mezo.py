@@ -11,9 +11,10 @@ replica that runs the same code on the same records computes the same bits.
 
 Two perturbation kinds: ``"gaussian"`` (MeZO's default, ``torch.randn``) and
 ``"rademacher"`` (±1 from ``torch.randint``). torch's CPU ``randn`` takes a vectorised
-path on AVX2 machines and a scalar one elsewhere, which may differ in the last bits; the
-Rademacher draw is integer arithmetic on the same Mersenne Twister stream, so it gives the
-same z on every CPU. Choose it for runs that span different machine types.
+path on AVX2 machines and a scalar one elsewhere, which may differ in the last bits (not
+checked here: one machine type); the Rademacher draw is integer arithmetic on the same
+Mersenne Twister stream and does not depend on the vector unit. Choose it for runs that
+span different machine types.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ GAUSSIAN = "gaussian"
 """z ~ N(0, I) (MeZO)."""
 
 RADEMACHER = "rademacher"
-"""z uniform in {−1, +1}^d (classic SPSA); bit-identical on every CPU."""
+"""z uniform in {−1, +1}^d (classic SPSA); integer draws, independent of the CPU's vector unit."""
 
 PERTURBATIONS = PERTURBATION_KINDS
 """Accepted perturbation kinds."""

@@ -35,7 +35,7 @@ class SpsaSettings:
     """Largest |g| the codec represents; larger magnitudes are clipped to it."""
 
     perturbation: str = "gaussian"
-    """Distribution of z: "gaussian" (MeZO) or "rademacher" (±1, identical bits on every CPU type)."""
+    """Distribution of z: "gaussian" (MeZO) or "rademacher" (±1, drawn without floating-point math)."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` on a setting no run can use."""
