@@ -116,6 +116,13 @@ class Node:
     def connected_peers(self) -> list[ID]:
         return list(self.host.get_connected_peers())
 
+    def service(self, name: str) -> Service:
+        """A running service by name; KeyError if this node does not run it."""
+        for candidate in self.services:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(f"service {name!r} is not running on this node")
+
     # -- tasks ---------------------------------------------------------------------------
     def spawn(self, name: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Start a named background task owned by the node's task group."""
