@@ -47,6 +47,21 @@ class Libp2pStack:
     router: GossipSub
 
 
+class PlexusGossipSub(GossipSub):
+    """GossipSub that does not repeat our signed peer record in every RPC.
+
+    py-libp2p 0.8.1 attaches its ~175-byte signed peer record (``senderRecord``) to every RPC it
+    sends, on top of the hello on each new stream: half the bytes of a small gossip message, and
+    what keeps a one-byte SPSA update above 256 bytes on the wire. Peers still get the record in
+    the hello on each new stream and in subscription announcements.
+    """
+
+    def send_rpc(self, peer_id: ID, rpc, priority: bool = False) -> None:
+        if rpc.HasField("senderRecord"):
+            rpc.ClearField("senderRecord")
+        super().send_rpc(peer_id, rpc, priority)
+
+
 def noise_only(key_pair: KeyPair) -> dict:
     """Security options offering Noise and nothing else."""
     return {NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)}
@@ -77,7 +92,7 @@ def build_stack(key_pair: KeyPair, settings: NodeSettings, app_score: Callable[[
         # blocked writing to each other and streams stall for seconds (measured: see README).
         muxer_preference="MPLEX",
     )
-    router = GossipSub(
+    router = PlexusGossipSub(
         protocols=list(GOSSIP_PROTOCOLS),
         degree=gossip.degree,
         degree_low=gossip.degree_low,
