@@ -207,7 +207,7 @@ def gossip_tail(
 
 
 #: Modules of this package that add commands: each has ``register(app: typer.Typer) -> None``.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("node.commands.reputation",)
 
 
 def _load_plugins() -> None:
