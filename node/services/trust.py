@@ -34,7 +34,7 @@ from node.control import CommandError
 from node.runtime import Node
 from node.settings import NodeSettings
 from protocols import trust as wire
-from protocols.validation import Validation, accept
+from protocols.validation import Validation, accept, ignore
 from recsys.meritrank import MeritRank, MeritRankSettings
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,9 @@ class TrustSettings:
     """Bound on the absolute application score reputation may contribute."""
     max_rows: int = 1000
     """Most rows a control command (trust.rank, trust.edges) answers with."""
+    max_edges_per_src: int = 10_000
+    """Edge records kept per source; further new (dst, kind) edges of that source are ignored (a flood
+    of edges to made-up peers cannot fill the store). Updates of held edges always pass."""
 
     def validate(self) -> None:
         """Raise ValueError naming the first field out of range."""
@@ -102,8 +105,8 @@ class TrustSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"trust.{name} must be a finite number > 0, got {value!r}")
-        if self.republish_max_edges < 1 or self.max_rows < 1:
-            raise ValueError("trust.republish_max_edges and trust.max_rows must be >= 1")
+        if min(self.republish_max_edges, self.max_rows, self.max_edges_per_src) < 1:
+            raise ValueError("trust.republish_max_edges, max_rows and max_edges_per_src must be >= 1")
         if self.prune_below >= self.combined_cap:
             raise ValueError("trust.prune_below must be below trust.combined_cap")
 
@@ -150,6 +153,7 @@ class TrustService:
         self.me = ""
         self.rank: MeritRank | None = None
         self._seq: dict[tuple[str, str, str], int] = {}
+        self._per_src: dict[str, int] = {}
         self._kinds: dict[Pair, dict[str, float]] = {}
         self._in_graph: dict[Pair, float] = {}
         self._pending: dict[Pair, float] = {}
@@ -182,6 +186,7 @@ class TrustService:
         rows = self.node.store.query("SELECT src, dst, kind, weight, seq, factor FROM trust_edges")
         for src, dst, kind, weight, seq, factor in rows:
             self._seq[(src, dst, kind)] = seq
+            self._per_src[src] = self._per_src.get(src, 0) + 1
             self._kinds.setdefault((src, dst), {})[kind] = weight * factor
         for pair, kinds in self._kinds.items():
             self._pending[pair] = combine(kinds, self.settings.combined_cap)
@@ -239,13 +244,21 @@ class TrustService:
 
     def _validate(self, author: str, msg: rpc_pb2.Message) -> Validation:
         verdict, received = wire.check_edge_frame(msg.data, self._stored_seq)
-        if received is not None and author == self.me and received.src == self.me:
+        if received is None:
+            return verdict
+        if author == self.me and received.src == self.me:
             return accept()  # our own publish: already stored, must still go out
+        if verdict.passes and self._over_quota(received):
+            return ignore(f"source holds {self.settings.max_edges_per_src} edges already")
         return verdict
+
+    def _over_quota(self, received: wire.ReceivedEdge) -> bool:
+        key = (received.src, received.edge.dst, received.edge.kind)
+        return key not in self._seq and self._per_src.get(received.src, 0) >= self.settings.max_edges_per_src
 
     async def _on_edge(self, msg: rpc_pb2.Message) -> None:
         verdict, received = wire.check_edge_frame(msg.data, self._stored_seq)
-        if verdict.passes and received.src != self.me:
+        if verdict.passes and received.src != self.me and not self._over_quota(received):
             self._ingest(received)
 
     def _ingest(self, received: wire.ReceivedEdge) -> None:
@@ -259,6 +272,8 @@ class TrustService:
                 "record=excluded.record WHERE excluded.seq > trust_edges.seq",
                 (src, edge.dst, edge.kind, edge.weight, edge.seq, time.time(), received.frame),
             )
+        if key not in self._seq:
+            self._per_src[src] = self._per_src.get(src, 0) + 1
         self._seq[key] = edge.seq
         kinds = self._kinds.setdefault((src, edge.dst), {})
         kinds[edge.kind] = edge.weight

@@ -132,3 +132,54 @@ async def test_trust_and_rank_through_the_cli(short_tmp):
         assert rows[0]["peer"] == x and rows[0]["rank"] == 1 and rows[0]["score"] > 0 and rows[0]["walks"] > 0
         assert control["rows"] == rows
         assert bad.returncode == 1 and "cannot add edge" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+async def test_a_late_joiner_learns_edges_from_the_republish_loop(short_tmp):
+    async with running_nodes(2, short_tmp, fast) as (a, b):
+        x = outsider()
+        await trust_of(a).add_own_edge(x, 2.0)  # nobody is connected yet
+        # Act
+        await connect([a, b], "line")
+        # Assert
+        await wait_for(lambda: b.store.query("SELECT src FROM trust_edges WHERE dst=?", (x,)) == [(str(a.peer_id),)],
+                       what="A's edge republished to B")
+
+
+async def test_epoch_decay_scales_prunes_and_persists_weights(short_tmp):
+    strong, faint = outsider(), outsider()
+    async with running_nodes(1, short_tmp, fast) as (node,):
+        trust = trust_of(node)
+        await trust.add_own_edge(strong, 10.0)
+        await trust.add_own_edge(faint, 0.055)
+        await trust.refresh()
+        # Act
+        await trust.advance_epoch()
+        edges = {dst: w for _src, dst, w in trust.rank.edges()}
+        listed = (await trust._cmd_edges({}))["edges"]
+    async with running_nodes(1, short_tmp, fast) as (node,):
+        edges_after_restart = {dst: w for _src, dst, w in trust_of(node).rank.edges()}
+    # Assert: theta = 0.9; 0.055 * 0.9 < prune_below = 0.05
+    assert edges == {strong: 9.0}
+    assert {row["dst"]: round(row["effective"], 6) for row in listed} == {strong: 9.0, faint: 0.0495}
+    assert edges_after_restart.keys() == {strong} and abs(edges_after_restart[strong] - 9.0) < 1e-9
+
+
+async def test_a_source_cannot_store_more_edges_than_its_quota(short_tmp):
+    quota = (("trust.max_edges_per_src", "2"),)
+
+    def capped(index, settings):
+        return dataclasses.replace(settings, options=settings.options + FAST_TRUST + quota)
+
+    async with running_nodes(2, short_tmp, capped) as (a, b):
+        await connect([a, b], "line")
+        await wait_for_mesh([a, b], TOPIC)
+        targets = [outsider() for _ in range(4)]
+        # Act
+        for target in targets:
+            await trust_of(a).add_own_edge(target, 1.0)
+        await trust_of(a).add_own_edge(targets[0], 3.0)
+        # Assert: B keeps A's first two edges and still takes updates of them
+        await wait_for(lambda: b.store.query("SELECT weight FROM trust_edges WHERE dst=?", (targets[0],)) == [(3.0,)],
+                       what="update of a held edge")
+        held = {row[0] for row in b.store.query("SELECT dst FROM trust_edges")}
+        assert held == set(targets[:2])
