@@ -48,7 +48,11 @@ def _render_rank(data: dict) -> None:
     if not data["rows"]:
         console.print("no reputation yet: declare trust with `plexus trust PEER`")
         return
-    table = Table("rank", "peer", "score", "walks", title=f"reputation from {data['ego']} ({data['walks']} walks)")
+    table = Table(title=f"reputation from {data['ego']} ({data['walks']} walks)")
+    table.add_column("rank", justify="right")
+    table.add_column("peer", overflow="fold")
+    table.add_column("score", justify="right")
+    table.add_column("walks", justify="right")
     for row in data["rows"]:
         table.add_row(str(row["rank"]), row["peer"], f"{row['score']:.4f}", str(row["walks"]))
     console.print(table)

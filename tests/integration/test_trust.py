@@ -21,12 +21,14 @@ from protocols.message import SignedRecord
 from protocols.records import RECORD_DOMAIN, encode_signed
 from tests.integration.test_robustness import rogue_peer
 
+#: Only what these tests need: other services must not slow or break them.
+SERVICES = ("membership", "trust")
 FAST_TRUST = (("trust.walks", "2000"), ("trust.recompute_interval_s", "0.2"), ("trust.republish_interval_s", "1"))
 TOPIC = wire.topic("devnet")
 
 
 def fast(_index, settings):
-    return dataclasses.replace(settings, options=settings.options + FAST_TRUST)
+    return dataclasses.replace(settings, services=SERVICES, options=settings.options + FAST_TRUST)
 
 
 def outsider() -> str:
@@ -168,7 +170,7 @@ async def test_a_source_cannot_store_more_edges_than_its_quota(short_tmp):
     quota = (("trust.max_edges_per_src", "2"),)
 
     def capped(index, settings):
-        return dataclasses.replace(settings, options=settings.options + FAST_TRUST + quota)
+        return dataclasses.replace(settings, services=SERVICES, options=settings.options + FAST_TRUST + quota)
 
     async with running_nodes(2, short_tmp, capped) as (a, b):
         await connect([a, b], "line")
