@@ -323,7 +323,10 @@ class TrustService:
         while True:
             await trio.sleep(self.settings.recompute_interval_s)
             if self._pending or self._dirty:
-                await self.refresh()
+                try:
+                    await self.refresh()
+                except Exception:  # noqa: BLE001 - one bad batch must not stop the ranking for good
+                    log.exception("trust: refresh failed")
 
     async def _republish_loop(self) -> None:
         topic = wire.topic(self.node.settings.network)
@@ -343,7 +346,10 @@ class TrustService:
     async def _epoch_loop(self) -> None:
         while True:
             await trio.sleep(self.settings.epoch_interval_s)
-            await self.advance_epoch()
+            try:
+                await self.advance_epoch()
+            except Exception:  # noqa: BLE001 - the next epoch tries again
+                log.exception("trust: epoch decay failed")
 
     async def advance_epoch(self) -> None:
         """Decay every edge weight by theta (store, memory and MeritRank) and prune the faint ones."""
