@@ -93,6 +93,7 @@ def run(
     bootstrap: list[str] = typer.Option([], "--bootstrap", help="Peer multiaddr with /p2p/ID (repeatable)."),
     network: str = typer.Option("devnet", "--network", help="Network name (topics plexus/<network>/...)."),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+    service: list[str] = typer.Option([], "--service", help="Run only these services (repeatable; default: all)."),
     opt: list[str] = typer.Option([], "--opt", help="Service option KEY=VALUE (repeatable), e.g. adversary=noise."),
     adversary: Optional[str] = typer.Option(None, "--adversary", help="Test adversary kind (same as --opt adversary=KIND)."),
     libp2p_defaults: bool = typer.Option(False, "--libp2p-defaults", hidden=True,
@@ -110,7 +111,7 @@ def run(
         pairs.append((key.strip(), value.strip()))
     settings = NodeSettings(
         home=resolve_home(home), listen=tuple(listen), bootstrap=tuple(bootstrap), network=network,
-        log_level=log_level, libp2p_defaults=libp2p_defaults, options=tuple(pairs),
+        log_level=log_level, libp2p_defaults=libp2p_defaults, options=tuple(pairs), services=tuple(service),
     )
     try:
         settings.validate()
@@ -207,7 +208,7 @@ def gossip_tail(
 
 
 #: Modules of this package that add commands: each has ``register(app: typer.Typer) -> None``.
-COMMAND_MODULES: tuple[str, ...] = ("node.commands.reputation",)
+COMMAND_MODULES: tuple[str, ...] = ("node.commands.reputation", "node.commands.search")
 
 
 def _load_plugins() -> None:
