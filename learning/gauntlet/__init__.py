@@ -4,9 +4,11 @@ ratings, final scores and weights, validators' score records and their reputatio
 Typical round on a node (see `Validator.score_round`):
     report = validator.score_round(model, ctx, submissions, make_loss, dataset_size, known_peers)
     publish(report.record)                                  # signed by the transport
-    combined = combine_scores(book.records(), reputation, settings)
+    book.admit(report.record, author=node_id, current_round=r)   # and every received record
+    combined = combine_scores(book.records(), reputation, settings)   # reputation: MeritRank view
     weights = aggregation_weights(combined, settings)
     apply_round(model, accepted_records, spsa, weights=round_weights(weights, peers_of_records))
+    store(validator.state.to_dict(), book.to_dict())       # plain dicts; from_dict on restart
 """
 
 from learning.gauntlet.combine import ScoreBook, ScoreRecord, ScoreRejected, combine_scores
