@@ -8,12 +8,14 @@ from node.runtime import Service
 from node.services.gossip import GossipService
 from node.services.membership import MembershipService
 from node.services.query import QueryService
+from node.services.train import TrainService
 from node.services.trust import TrustService
 
 FACTORIES: dict[str, Callable[[], Service]] = {
     "gossip": GossipService,
     "membership": MembershipService,
     "query": QueryService,
+    "train": TrainService,
     "trust": TrustService,
 }
 
