@@ -7,7 +7,9 @@ from collections.abc import Callable
 from node.runtime import Service
 from node.services.gossip import GossipService
 from node.services.membership import MembershipService
+from node.services.pader import PaderService
 from node.services.query import QueryService
+from node.services.search import SearchService
 from node.services.train import TrainService
 from node.services.trust import TrustService
 
@@ -15,8 +17,10 @@ FACTORIES: dict[str, Callable[[], Service]] = {
     "gossip": GossipService,
     "membership": MembershipService,
     "query": QueryService,
+    "search": SearchService,
     "train": TrainService,
     "trust": TrustService,
+    "pader": PaderService,
 }
 
 
