@@ -8,6 +8,7 @@ from node.runtime import Service
 from node.services.gossip import GossipService
 from node.services.membership import MembershipService
 from node.services.pader import PaderService
+from node.services.pader import PaderService
 from node.services.query import QueryService
 from node.services.search import SearchService
 from node.services.train import TrainService
@@ -20,6 +21,7 @@ FACTORIES: dict[str, Callable[[], Service]] = {
     "search": SearchService,
     "train": TrainService,
     "trust": TrustService,
+    "pader": PaderService,
     "pader": PaderService,
 }
 
