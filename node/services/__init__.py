@@ -7,6 +7,7 @@ from collections.abc import Callable
 from node.runtime import Service
 from node.services.gossip import GossipService
 from node.services.membership import MembershipService
+from node.services.pader import PaderService
 from node.services.query import QueryService
 from node.services.search import SearchService
 from node.services.train import TrainService
@@ -19,6 +20,7 @@ FACTORIES: dict[str, Callable[[], Service]] = {
     "search": SearchService,
     "train": TrainService,
     "trust": TrustService,
+    "pader": PaderService,
 }
 
 
