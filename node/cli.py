@@ -208,7 +208,8 @@ def gossip_tail(
 
 
 #: Modules of this package that add commands: each has ``register(app: typer.Typer) -> None``.
-COMMAND_MODULES: tuple[str, ...] = ("node.commands.reputation", "node.commands.search", "node.commands.train")
+COMMAND_MODULES: tuple[str, ...] = ("node.commands.reputation", "node.commands.search", "node.commands.train",
+                                   "node.commands.pader")
 
 
 def _load_plugins() -> None:
