@@ -112,7 +112,7 @@ def pader(ctx: RunContext, spec: dict[str, Any]) -> dict[str, Any]:
     epochs, k = int(spec.get("epochs", 2)), int(spec.get("k", DEFAULT_K))
     tolerance = float(spec.get("tolerance", DEFAULT_TOLERANCE))
     slice_args = {"dataset": spec.get("dataset", "filmtrust"), "users": int(spec.get("users", 0)),
-                  "seed": int(spec.get("seed", 0)), "n_sellers": len(sellers)}
+                  "items": int(spec.get("items", 0)), "seed": int(spec.get("seed", 0)), "n_sellers": len(sellers)}
     ctx.progress(f"pader: preparing {slice_args['dataset']} ({slice_args['users'] or 'all'} users) in-process")
     prepared = data.prepare(data.SliceSpec.from_args(slice_args))
     loaded = _load(ctx, sellers, hosts, slice_args, deadline)

@@ -37,6 +37,8 @@ class SliceSpec:
     """``filmtrust`` or ``synthetic``."""
     users: int = 0
     """Keep this many users (the most socially connected, see :func:`subset`); 0 keeps all."""
+    items: int = 0
+    """Keep only ratings of the kept users' this many most-rated items (0 keeps all)."""
     seed: int = 0
     """Seed of the split (``seed``), the initial vectors (``seed``) and the epoch orders (``seed + 1``)."""
     test_fraction: float = 0.1
@@ -50,6 +52,8 @@ class SliceSpec:
             raise ValueError(f"dataset must be one of {', '.join(DATASETS)}")
         if not isinstance(self.users, int) or self.users < 0 or self.users == 1:
             raise ValueError("users must be 0 (all) or an integer >= 2")
+        if not isinstance(self.items, int) or self.items < 0:
+            raise ValueError("items must be 0 (all) or a positive integer")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError("test_fraction must be in (0, 1)")
         if not isinstance(self.n_sellers, int) or self.n_sellers < 1:
@@ -60,7 +64,7 @@ class SliceSpec:
     def from_args(cls, args: dict) -> "SliceSpec":
         """From control-command arguments (unknown keys are ignored; types are checked)."""
         return cls(dataset=str(args.get("dataset", "synthetic")), users=int(args.get("users", 0)),
-                   seed=int(args.get("seed", 0)), test_fraction=float(args.get("test_fraction", 0.1)),
+                   items=int(args.get("items", 0)), seed=int(args.get("seed", 0)), test_fraction=float(args.get("test_fraction", 0.1)),
                    n_sellers=int(args.get("n_sellers", 1))).validate()
 
 
@@ -91,14 +95,16 @@ def pader_settings() -> PaderSettings:
     return PaderSettings(soreg=FAST_SOREG, n_agg=N_AGG)
 
 
-def subset(data: RatingData, n_users: int) -> RatingData:
+def subset(data: RatingData, n_users: int, n_items: int = 0) -> RatingData:
     """The ``n_users`` rating users with the most trust edges (ties: more ratings, then index), re-indexed.
 
-    Items are those the kept users rated, re-indexed in ascending original order; trust edges among the
-    kept users are kept.
+    Items are those the kept users rated (only the ``n_items`` most rated by them when ``n_items > 0``;
+    ties: lower index), re-indexed in ascending original order; trust edges among the kept users are kept.
     """
     if n_users <= 0 or n_users >= data.n_users:
-        return data
+        if n_items <= 0:
+            return data
+        n_users = data.n_users
     raters = np.bincount(data.users, minlength=data.n_users)
     degree = np.zeros(data.n_users, np.int64)
     if len(data.trust):
@@ -110,6 +116,10 @@ def subset(data: RatingData, n_users: int) -> RatingData:
     user_map = -np.ones(data.n_users, np.int64)
     user_map[keep] = np.arange(len(keep))
     rows = data.ratings[user_map[data.users] >= 0]
+    if n_items > 0:
+        counts = np.bincount(rows[:, 1].astype(np.int64), minlength=data.n_items)
+        popular = sorted(np.flatnonzero(counts).tolist(), key=lambda j: (-counts[j], j))[:n_items]
+        rows = rows[np.isin(rows[:, 1].astype(np.int64), popular)]
     items = np.unique(rows[:, 1].astype(np.int64))
     item_map = -np.ones(data.n_items, np.int64)
     item_map[items] = np.arange(len(items))
@@ -140,7 +150,7 @@ def prepare(spec: SliceSpec, soreg: SoRegSettings = FAST_SOREG) -> Prepared:
     """Load, subset, split and initialise (deterministic for a given ``spec``)."""
     spec.validate()
     data, used, note = load_dataset(spec.dataset)
-    data = subset(data, spec.users)
+    data = subset(data, spec.users, spec.items)
     train, test = train_test_split(data, spec.test_fraction, spec.seed)
     owner = np.arange(train.n_items, dtype=np.int64) % spec.n_sellers
     model = SoRegModel.init(train, soreg, spec.seed, item_owner=owner)
