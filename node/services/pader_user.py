@@ -84,8 +84,11 @@ class UserSide:
         held = next((s for s in self.sellers.values() if s.peer.to_bytes() == cat.seller), None)
         if held is not None and held.seq >= seq:
             return False
+        if held is not None and held.catalogue == cat:
+            held.seq = seq  # a re-publication of what we hold
+            return False
         try:
-            for user in self.users.values():
+            for user in list(self.users.values()):
                 user.role.add_seller(cat)
             probe = UserRole(b"probe", np.zeros(self.settings.soreg.dim), self.settings,
                              insecure_test_keys=self.insecure, pools=self.pools)
