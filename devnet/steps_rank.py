@@ -18,6 +18,9 @@ need a raw publish of Sybil-signed edges on the trust topic; the region is attac
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections import Counter
 from typing import Any
@@ -44,6 +47,7 @@ MAX_K = 1000
 IMPORT_BATCH_CHARS = 40_000
 """Hex characters of Sybil entries per ``search.import`` call (the control API caps a request at 64 KiB)."""
 FIGURE_DPI = 100
+CLI_TIMEOUT_S = 60.0
 WEIGHTED_KEEP = 0.9
 """Issue 4: weighted MRR under attack keeps at least this share of the no-attack MRR."""
 
@@ -293,3 +297,24 @@ def rank_report(ctx: RunContext, spec: dict[str, Any]) -> dict[str, Any]:
         "vanilla_drops": result["mrr_attack_vanilla"] < result["mrr_honest"],
     }
     return result
+
+
+def _cli(proc: NodeProc, *args: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "node", *args, "--home", proc.home, "--json"],
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    if done.returncode != 0:
+        raise ScenarioError(f"plexus {' '.join(args)} on {proc.name} failed: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+@step("rank_cli")
+def rank_cli(ctx: RunContext, spec: dict[str, Any]) -> dict[str, Any]:
+    """`plexus search` and `plexus rank` through the real CLI on one honest node."""
+    state = _state(ctx)
+    proc = state["honest"][int(spec.get("node", 0))]
+    query = " ".join(state["workload"].heldout[0].query)
+    found = _cli(proc, "search", query, "--k", "5")
+    ranked = _cli(proc, "rank", "--k", "5")
+    return {"node": proc.name, "query": query, "search_results": len(found["results"]),
+            "search_weighted": found["weighted"], "rank_rows": len(ranked["rows"]),
+            "checks": {"cli_search": bool(found["results"]) and found["weighted"], "cli_rank": bool(ranked["rows"])}}
