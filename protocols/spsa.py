@@ -268,10 +268,14 @@ class SyncHeader:
     """Bytes of checkpoint that follow (0 with NO_CHECKPOINT)."""
     log_bytes: int = field(metadata=limits(min=1, max=MAX_SYNC_BYTES))
     """Bytes of update log that follow the checkpoint."""
+    closed_round: int = field(metadata=limits(min=-1, max=MAX_ROUND))
+    """The server's last closed round (-1: none yet)."""
+    checksum: bytes = field(metadata=limits(min_len=CHECKSUM_BYTES, max_len=CHECKSUM_BYTES))
+    """The server's parameter checksum after ``closed_round``: lets an asker compare without replaying."""
 
     @classmethod
     def sample(cls) -> "SyncHeader":
-        return cls(RunAnnouncement.sample(), 3, 10, 10)
+        return cls(RunAnnouncement.sample(), 3, 10, 10, 5, b"\x02" * CHECKSUM_BYTES)
 
 
 class SyncFailed(RuntimeError):

@@ -15,6 +15,7 @@ all torch work runs in a worker thread, one call at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import asdict
@@ -64,6 +65,8 @@ class TrainService:
         self._peers: set[bytes] = set()
         self._cancel: trio.CancelScope | None = None
         self.stats: dict[str, Any] = {}
+        self._next_sync = 0.0
+        self._created_at = 0.0
 
     async def start(self, node: Node) -> None:
         self.node = node
@@ -145,6 +148,7 @@ class TrainService:
         if run in self.known:
             ann, _ = self.known[run]
             joined = "joined"
+            self._created_at = time.time()
         else:
             try:
                 ann = announcement_for(args, self.settings, time.time())
@@ -153,11 +157,11 @@ class TrainService:
             if ann.model != "tiny" and not Path(ann.model).exists():
                 raise CommandError(f"no model at {ann.model}")
             joined = "created"
-        self._begin(ann, resume=False)
-        if joined == "created":
-            await self._announce()
+            self._created_at = time.time()
+        delay = ann.start_time - time.time()
+        self._begin(ann, resume=False, create=joined == "created")
         return {"run": ann.run, joined: True, "round_s": ann.round_s, "rounds": ann.rounds,
-                "starts_in_s": round(ann.start_time - time.time(), 2)}
+                "starts_in_s": round(delay, 2), "after_loading": joined == "created"}
 
     async def _cmd_status(self, _args: dict) -> dict:
         ann = self.ann
@@ -185,18 +189,31 @@ class TrainService:
             log.info("train: announcement not sent: %s", exc)
 
     # -- the run -----------------------------------------------------------------------------
-    def _begin(self, ann: wire.RunAnnouncement, resume: bool) -> None:
+    def _begin(self, ann: wire.RunAnnouncement, resume: bool, create: bool = False) -> None:
         self.ann = ann
-        self.known.setdefault(ann.run, (ann, self.node.peer_id.to_bytes()))
-        self.node.store.put(RUN_KEY, encode(ann))
         self.state = "loading"
-        self.stats = {"curve": [], "syncs": 0, "refused": 0}
-        self.node.spawn(f"train.run[{ann.run}]", self._run, ann, resume)
+        self.stats = {"curve": [], "syncs": 0, "refused": 0, "applied_per_round": []}
+        self._next_sync = 0.0
+        if not create:
+            self._adopt(ann)
+        self.node.spawn(f"train.run[{ann.run}]", self._run, ann, resume, create)
 
-    async def _run(self, ann: wire.RunAnnouncement, resume: bool) -> None:
+    def _adopt(self, ann: wire.RunAnnouncement) -> None:
+        self.ann = ann
+        self.known[ann.run] = (ann, self.known.get(ann.run, (ann, self.node.peer_id.to_bytes()))[1])
+        self.node.store.put(RUN_KEY, encode(ann))
+
+    async def _run(self, ann: wire.RunAnnouncement, resume: bool, create: bool) -> None:
         with trio.CancelScope() as scope:
             self._cancel = scope
             try:
+                await self._load(ann)
+                if create:
+                    # round 0 opens a start delay after *our* loading: peers load while we wait
+                    delay = ann.start_time - self._created_at
+                    ann = dataclasses.replace(ann, start_time=time.time() + delay)
+                    self._adopt(ann)
+                    await self._announce()
                 await self._prepare(ann, resume)
                 await self._rounds(ann)
             except Exception as exc:
@@ -204,7 +221,7 @@ class TrainService:
                 self.stats["error"] = f"{type(exc).__name__}: {exc}"
                 raise
 
-    async def _prepare(self, ann: wire.RunAnnouncement, resume: bool) -> None:
+    async def _load(self, ann: wire.RunAnnouncement) -> None:
         from node.services.train_state import Trainer, shard_of
 
         peer = self.node.peer_id.to_bytes()
@@ -214,6 +231,9 @@ class TrainService:
         self.stats["shard"] = shard
         self.trainer = await anyio.to_thread.run_sync(
             Trainer, ann, peer, shard, root, self.node.store, CACHE_DIR, self.settings.eval_spec())
+        self.stats["params"] = self.trainer.params
+
+    async def _prepare(self, ann: wire.RunAnnouncement, resume: bool) -> None:
         if resume and await self._work(self.trainer.resume):
             self.round = self.trainer.replica.round
             log.info("train: %s resumed at round %d from disk", ann.run, self.round)
@@ -240,10 +260,13 @@ class TrainService:
                 await trio.sleep(max(0.0, ann.opens(self.round) - now))
                 continue
             if clock > self.round + 1:
-                await self._sync(preferred=())
-                await self._drain_buffer()
-                if ann.round_at(time.time()) > self.round + 1:
-                    await self._close()  # nobody could help: close what we have and move on
+                if time.monotonic() >= self._next_sync:
+                    # at most one catch-up attempt per round; between them, close what we have
+                    self._next_sync = time.monotonic() + ann.round_s
+                    await self._sync(preferred=())
+                    await self._drain_buffer()
+                else:
+                    await self._close()
                 continue
             if clock == self.round + 1:
                 await self._close()
@@ -253,6 +276,7 @@ class TrainService:
                 contributed = self.round
                 await self._contribute()
             await trio.sleep(max(0.0, ann.opens(self.round + 1) - time.time()))
+        await self._settle(ann)
         self.state = "done"
         log.info("train: run %s done at round %d, checksum %s", ann.run, self.round, self.stats.get("checksum"))
 
@@ -270,6 +294,7 @@ class TrainService:
         self._seen.pop(result.round, None)
         self.round = result.round + 1
         self.stats.update(checksum=result.checksum.hex(), peers_this_round=result.peers, closed_round=result.round)
+        self.stats["applied_per_round"].append(result.peers * self.ann.samples_per_round)
         if result.round % self.settings.eval_every == 0 or self.round >= self.ann.rounds:
             eval_loss = await self._work(self.trainer.evaluate)
             self.stats["eval_loss"] = round(eval_loss, 5)
@@ -283,6 +308,33 @@ class TrainService:
             self.stats["divergences"] = self.stats.get("divergences", 0) + 1
             await self._sync(preferred=result.diverged_from, full=True)
             await self._drain_buffer()
+
+    async def _settle(self, ann: wire.RunAnnouncement) -> None:
+        """After the last round nobody's next update reveals a split: ask peers for their checksum.
+
+        A node whose final checksum most answering peers (and itself) do not share adopts theirs.
+        """
+        await trio.sleep(self.settings.publish_cutoff * ann.round_s)  # let the slowest peer close too
+        mine = self.trainer.replica.checksum
+        votes: dict[bytes, list[ID]] = {mine: []}
+        for peer in self._candidates(())[: self.settings.settle_peers]:
+            try:
+                with trio.fail_after(self.settings.sync_timeout_s):
+                    stream = await self.node.open_stream(peer, wire.PROTOCOL_ID)
+                    try:
+                        answer = await wire.fetch_sync(stream, ann.run, self.round - 1, self.settings.max_sync_bytes)
+                    finally:
+                        await stream.close()
+            except Exception as exc:  # noqa: BLE001 - a peer that cannot answer has no vote
+                log.info("train: settle: %s did not answer: %s", peer, exc)
+                continue
+            if answer.header.closed_round == self.round - 1:
+                votes.setdefault(answer.header.checksum, []).append(peer)
+        best = max(votes, key=lambda c: (len(votes[c]) + (c == mine), c == mine))
+        if best != mine and len(votes[best]) > len(votes[mine]) + 1:
+            log.warning("train %s: final checksum %s is in the minority: adopting %s", ann.run, mine.hex(), best.hex())
+            self.stats["divergences"] = self.stats.get("divergences", 0) + 1
+            await self._sync(preferred=[p.to_bytes() for p in votes[best]], full=True)
 
     # -- sync --------------------------------------------------------------------------------
     async def _drain_buffer(self) -> None:
@@ -344,6 +396,6 @@ class TrainService:
         trainer = self.trainer
         if self.ann is None or request.run != self.ann.run or trainer is None or trainer.replica is None or self.syncing:
             raise wire.SyncFailed(f"not serving run {request.run!r}")
-        ckpt_round, ckpt, log_bytes = await self._work(trainer.answer, request.after_round)
-        header = wire.SyncHeader(self.ann, ckpt_round, len(ckpt), len(log_bytes))
+        ckpt_round, ckpt, log_bytes, closed, checksum = await self._work(trainer.answer, request.after_round)
+        header = wire.SyncHeader(self.ann, ckpt_round, len(ckpt), len(log_bytes), closed, checksum)
         return wire.SyncAnswer(header, ckpt, log_bytes)

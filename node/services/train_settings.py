@@ -51,6 +51,8 @@ class TrainSettings:
     """Sequences per evaluation batch."""
     announce_every: int = 5
     """Rounds between re-announcements of the run (late joiners learn it from them)."""
+    settle_peers: int = 4
+    """Peers asked for their final checksum when a run ends (a minority replica then re-syncs)."""
     sync_timeout_s: float = 60.0
     """Bound on one catch-up exchange (dial, checkpoint and log)."""
     max_sync_bytes: int = 1 << 30
@@ -62,7 +64,8 @@ class TrainSettings:
             if not getattr(self, name) > 0:
                 raise ValueError(f"train.{name} must be > 0")
         for name in ("rounds", "samples_per_round", "batch_size", "seq_len", "n_shards", "checkpoint_every",
-                     "eval_every", "eval_batches", "eval_batch_size", "announce_every", "max_sync_bytes"):
+                     "eval_every", "eval_batches", "eval_batch_size", "announce_every", "max_sync_bytes",
+                     "settle_peers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1")
         if not 0 < self.publish_cutoff < 1:

@@ -134,6 +134,7 @@ class Trainer:
         self.root = root
         self.store = store
         self.model, tokenizer = build_model(ann.model)
+        self.params = sum(p.numel() for p in self.model.parameters())
         self.data = RunData(ann, shard, cache_dir, tokenizer, spec)
         self.replica: Replica | None = None
         self.log_base = NO_CHECKPOINT
@@ -235,12 +236,16 @@ class Trainer:
             return sum(float(self.data.loss(self.replica.model, b)) for b in self.data.eval) / len(self.data.eval)
 
     # -- sync --------------------------------------------------------------------------------
-    def answer(self, after_round: int) -> tuple[int, bytes, bytes]:
-        """(checkpoint round, checkpoint bytes, log bytes) for a peer whose last closed round is ``after_round``."""
-        log_ = self.replica.log
-        if after_round >= self.log_base:
-            return NO_CHECKPOINT, b"", log_.to_bytes(after_round)
-        return self.ckpt_round, self.checkpoint_path.read_bytes(), log_.to_bytes(self.ckpt_round)
+    def answer(self, after_round: int) -> tuple[int, bytes, bytes, int, bytes]:
+        """What a peer whose last closed round is ``after_round`` needs.
+
+        Returns (checkpoint round, checkpoint bytes, log bytes, our last closed round, our checksum).
+        """
+        replica = self.replica
+        closed = (replica.round - 1, replica.checksum)
+        if 0 <= after_round and self.log_base <= after_round:
+            return (NO_CHECKPOINT, b"", replica.log.to_bytes(after_round)) + closed
+        return (self.ckpt_round, self.checkpoint_path.read_bytes(), replica.log.to_bytes(self.ckpt_round)) + closed
 
     def install(self, answer: SyncAnswer, max_bytes: int) -> None:
         """Adopt a peer's checkpoint (or our own, for a log-only answer) plus its log; every entry's signature is re-checked.
