@@ -43,7 +43,8 @@ class Scenario:
     step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
     """Upper bound on any one step unless the step sets its own ``timeout_s``."""
     node_args: dict[int, list[str]] = field(default_factory=dict)
-    """Extra `plexus run` arguments per node index (e.g. roles)."""
+    """Extra `plexus run` arguments per node index: the file's ``all_node_args`` (every node) followed
+    by its ``[node_args]`` entry for that index (e.g. a role)."""
 
     def validate(self) -> None:
         if not 1 <= self.nodes <= MAX_NODES:
@@ -61,7 +62,10 @@ def load_scenario(path: Path) -> Scenario:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ScenarioError(f"cannot read scenario {path}: {exc}") from exc
-    node_args = {int(k): list(v) for k, v in data.get("node_args", {}).items()}
+    shared_args = [str(a) for a in data.get("all_node_args", [])]
+    node_args = {i: list(shared_args) for i in range(int(data.get("nodes", 0)))}
+    for key, args in data.get("node_args", {}).items():
+        node_args.setdefault(int(key), list(shared_args)).extend(str(a) for a in args)
     scenario = Scenario(
         name=str(data.get("name", path.stem)),
         nodes=int(data.get("nodes", 0)),
