@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from libp2p.peer.id import ID
 
 from protocols.codec import DecodeError, decode, encode
-from protocols.framing import ByteStream, read_frame, write_frame
+from protocols.framing import LENGTH_PREFIX, ByteStream, read_frame
 from protocols.message import SIGNATURE_LEN, ErrorReply, limits, wire_message
 from protocols.records import author_public_key
 from protocols.validation import Validation, accept, ignore, reject
@@ -51,6 +51,11 @@ MAX_ITEM_FRAME = 4096
 #: Entry bytes (``ClickEntry.wire_size``) an answer carries at most: half the frame cap leaves room for
 #: the per-entry msgpack field names.
 MAX_ENTRY_BYTES = MAX_RESPONSE_BYTES // 2
+#: Largest single write on a stream. py-libp2p 0.8.1's Noise session splits a write above 65,519 bytes
+#: into several Noise messages and yields between them, so a concurrent writer on the same connection
+#: can interleave its mplex frame (or its Noise nonce) and corrupt the connection; writes below this
+#: size go out as one Noise message.
+MAX_WRITE_BYTES = 32 * 1024
 #: ErrorReply codes on the pull protocol.
 MALFORMED_REQUEST = 0
 
@@ -276,6 +281,13 @@ def check_item_frame(data: bytes, held: Callable[[str], ItemMetadata | None]) ->
 
 
 # --------------------------------------------------------------------------- pull protocol
+
+
+async def write_frame(stream: ByteStream, payload: bytes) -> None:
+    """Write one length-prefixed frame (as :func:`protocols.framing.write_frame`) in small writes."""
+    data = LENGTH_PREFIX.pack(len(payload)) + payload
+    for start in range(0, len(data), MAX_WRITE_BYTES):
+        await stream.write(data[start:start + MAX_WRITE_BYTES])
 
 
 class PullFailed(RuntimeError):

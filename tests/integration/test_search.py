@@ -135,3 +135,20 @@ async def test_search_answers_through_the_control_api_weighted_or_flagged_vanill
                                 "tags": ["jazz"]}]
     assert fallback["weighted"] is False and "trust service not running" in fallback["fallback"]
     assert fallback["results"][0]["item_id"] == item.item_id
+
+
+def manual_pulls(_index, settings):
+    return dataclasses.replace(settings, options=settings.options + (("search.pull_interval_s", "600"),))
+
+
+async def test_a_pull_larger_than_one_response_frame_arrives_whole_in_rounds(short_tmp):
+    async with running_nodes(2, short_tmp, manual_pulls) as (a, b):
+        items = [f"item{i:04d}" for i in range(40)]
+        for i in range(600):
+            search_of(a).click(f"tag{i % 7}", items[i % 40], tuple(items))
+        await connect([a, b], "line")
+        # Act
+        result = await search_of(b).pull_from(a.peer_id)
+        # Assert
+        assert result["rounds"] == 3 and result["new"] == 600 and result["bad"] == 0 and result["more"] is False
+        assert held(b) == 600
