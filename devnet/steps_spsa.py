@@ -23,6 +23,8 @@ MIN_DROP = 0.02
 """The final eval loss must be at least this fraction below the starting loss."""
 FP32_BYTES = 4
 SINGLE_PEER = b"single-node-mezo"
+SINGLE_EVAL_POINTS = 5
+"""Evaluations along the single-node MeZO curve (besides the start and the end)."""
 FINISHED = ("done", "stopped", "failed")
 
 
@@ -49,20 +51,32 @@ def spsa_start(ctx: RunContext, spec: dict[str, Any]) -> dict[str, Any]:
     args["start_delay_s"] = float(spec.get("start_delay_s", DEFAULT_START_DELAY_S))
     created = ctx.devnet.client(creator).call("train.start", run=run, **args)
     joiners = list(spec.get("join", []))
+    started = time.monotonic()
     for name in joiners:
         _wait(ctx, spec, f"{name} to hear of run {run}",
               lambda n=name: run in ((_status(ctx, n) or {}).get("known_runs") or []))
         ctx.devnet.client(name).call("train.start", run=run)
+    announced_s = round(time.monotonic() - started, 2)
+    participants = [creator] + joiners
+    _wait(ctx, spec, "every participant to load the model and data",
+          lambda: all((_status(ctx, n) or {}).get("state") not in (None, "loading") for n in participants))
+    states = {n: _status(ctx, n)["state"] for n in participants}
     ctx.progress(f"  run {run}: {created['rounds']} rounds of {created['round_s']} s; participants "
-                 f"{', '.join([creator] + joiners)}")
+                 f"{', '.join(participants)} ({states})")
     return {"run": run, "creator": creator, "joined": joiners, "rounds": created["rounds"],
-            "round_s": created["round_s"]}
+            "round_s": created["round_s"], "creator_loaded_and_announced_s": announced_s,
+            "all_loaded_s": round(time.monotonic() - started, 2), "states": states,
+            "everyone_in_time": all(s == "waiting" for s in states.values())}
 
 
 @step("spsa_wait_round")
 def spsa_wait_round(ctx: RunContext, spec: dict[str, Any]) -> dict[str, Any]:
-    """Wait until node ``node`` (default node0) has closed rounds up to ``round``."""
-    name, target = spec.get("node", "node0"), int(spec["round"])
+    """Wait until node ``node`` (default node0) reaches round ``round`` (or ``more`` rounds from now)."""
+    name = spec.get("node", "node0")
+    if "more" in spec:
+        target = ((_status(ctx, name) or {}).get("round") or 0) + int(spec["more"])
+    else:
+        target = int(spec["round"])
     _wait(ctx, spec, f"{name} at round {target}", lambda: ((_status(ctx, name) or {}).get("round") or -1) >= target)
     return {"node": name, "round": target}
 
@@ -110,13 +124,14 @@ def single_node_mezo(announcement: dict, samples_per_round: list[int]) -> list[l
 
     from learning.spsa import apply_update, derive_seed, projected_gradient
     from node.services.train import CACHE_DIR
-    from node.services.train_state import EvalSpec, RunData, build_model
+    from node.services.train_state import EvalSpec, RunData, build_model, run_corpus
     from protocols.spsa import RunAnnouncement
 
     torch.set_num_threads(1)
     ann = RunAnnouncement(**announcement)
     model, tokenizer = build_model(ann.model)
-    shards = [RunData(ann, i, CACHE_DIR, tokenizer, EvalSpec()) for i in range(ann.n_shards)]
+    split = run_corpus(ann, CACHE_DIR)
+    shards = [RunData(ann, i, CACHE_DIR, tokenizer, EvalSpec(), split) for i in range(ann.n_shards)]
     evaluate = shards[0]
 
     def eval_loss() -> float:
@@ -124,6 +139,7 @@ def single_node_mezo(announcement: dict, samples_per_round: list[int]) -> list[l
             return sum(float(evaluate.loss(model, b)) for b in evaluate.eval) / len(evaluate.eval)
 
     curve, step_no = [[-1, round(eval_loss(), 5)]], 0
+    every = max(1, len(samples_per_round) // SINGLE_EVAL_POINTS)
     for round_, count in enumerate(samples_per_round):
         for _ in range(count):
             data = shards[step_no % ann.n_shards]
@@ -133,7 +149,8 @@ def single_node_mezo(announcement: dict, samples_per_round: list[int]) -> list[l
                 g = projected_gradient(model, lambda m, b=batch: data.loss(m, b), seed, ann.eps, ann.perturbation)
                 apply_update(model, seed, g, ann.lr, ann.weight_decay, 1.0, ann.perturbation)
             step_no += 1
-        curve.append([round_, round(eval_loss(), 5)])
+        if round_ % every == 0 or round_ == len(samples_per_round) - 1:
+            curve.append([round_, round(eval_loss(), 5)])
     return curve
 
 

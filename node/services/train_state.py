@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from learning.corpus import CorpusSettings, eval_batches, stdlib_corpus
+from learning.corpus import CorpusSettings, CorpusSplit, eval_batches, stdlib_corpus
 from learning.models import TINY, build_tiny, loss
 from learning.spsa import Replica, UpdateLog, UpdateRecord, derive_seed
 from node.store import Store
@@ -84,11 +84,18 @@ def build_model(name: str) -> tuple[torch.nn.Module, Callable | None]:
     return load_causal_lm(name)
 
 
+def run_corpus(ann: RunAnnouncement, cache_dir: Path) -> CorpusSplit:
+    """The run's corpus split (the stdlib docstrings, cut by the run's shard count and seed)."""
+    return stdlib_corpus(CorpusSettings(n_shards=ann.n_shards, seed=ann.data_seed), cache_dir=cache_dir)
+
+
 class RunData:
     """A peer's training shard and the run's shared evaluation batches, as token arrays."""
 
-    def __init__(self, ann: RunAnnouncement, shard: int, cache_dir: Path, tokenizer, spec: EvalSpec) -> None:
-        split = stdlib_corpus(CorpusSettings(n_shards=ann.n_shards, seed=ann.data_seed), cache_dir=cache_dir)
+    def __init__(self, ann: RunAnnouncement, shard: int, cache_dir: Path, tokenizer, spec: EvalSpec,
+                 split: CorpusSplit | None = None) -> None:
+        if split is None:
+            split = run_corpus(ann, cache_dir)
         self.ann = ann
         self.tokenizer = tokenizer
         self.train = self._tokens(split.shards[shard % ann.n_shards])
