@@ -209,7 +209,7 @@ def gossip_tail(
 
 #: Modules of this package that add commands: each has ``register(app: typer.Typer) -> None``.
 COMMAND_MODULES: tuple[str, ...] = ("node.commands.reputation", "node.commands.search", "node.commands.train",
-                                   "node.commands.pader")
+                                   "node.commands.pader", "node.commands.scores")
 
 
 def _load_plugins() -> None:

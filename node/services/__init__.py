@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from node.runtime import Service
+from node.services.gauntlet import GauntletService
 from node.services.gossip import GossipService
 from node.services.membership import MembershipService
 from node.services.pader import PaderService
@@ -21,6 +22,7 @@ FACTORIES: dict[str, Callable[[], Service]] = {
     "train": TrainService,
     "trust": TrustService,
     "pader": PaderService,
+    "gauntlet": GauntletService,
 }
 
 
