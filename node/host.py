@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import multiaddr
+import trio
 from libp2p import new_host
 from libp2p.abc import IHost, INetStream
 from libp2p.crypto.keys import KeyPair
@@ -26,6 +27,9 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.score import ScoreParams
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
 
 from node.settings import NodeSettings
 
@@ -62,6 +66,33 @@ class PlexusGossipSub(GossipSub):
         super().send_rpc(peer_id, rpc, priority)
 
 
+class SerialMplex(Mplex):
+    """Mplex whose frames reach the secure channel one whole frame at a time.
+
+    py-libp2p 0.8.1's Mplex writes frames from many streams concurrently; its Noise session encrypts
+    a frame, then awaits the socket (and splits frames over 64 KiB into several), so two writers can
+    interleave or reorder ciphertexts and the peer fails to decrypt ("Failed authentication of
+    message"). Yamux has a connection-wide write lock for this; Mplex gets one here.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._frame_write_lock = trio.Lock()
+
+    async def write_to_stream(self, _bytes: bytes) -> None:
+        async with self._frame_write_lock:
+            await super().write_to_stream(_bytes)
+
+
+def muxer_options() -> dict:
+    """Mplex first (serialised), Yamux still offered: js/go peers negotiate Yamux.
+
+    py-libp2p 0.8.1's Yamux sends window updates from the reading task; under gossip load two
+    peers' readers ended up blocked writing to each other and streams stalled for seconds.
+    """
+    return {TProtocol(MPLEX_PROTOCOL_ID): SerialMplex, TProtocol(YAMUX_PROTOCOL_ID): Yamux}
+
+
 def noise_only(key_pair: KeyPair) -> dict:
     """Security options offering Noise and nothing else."""
     return {NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)}
@@ -87,10 +118,7 @@ def build_stack(key_pair: KeyPair, settings: NodeSettings, app_score: Callable[[
         sec_opt=noise_only(key_pair),
         connection_config=connection_config(settings),
         listen_addrs=[multiaddr.Multiaddr(a) for a in settings.listen],
-        # Mplex first, Yamux still offered (js/go peers negotiate it). py-libp2p 0.8.1's Yamux
-        # sends window updates from the reading task; under gossip load two peers' readers end up
-        # blocked writing to each other and streams stall for seconds (measured: see README).
-        muxer_preference="MPLEX",
+        muxer_opt=muxer_options(),
     )
     router = PlexusGossipSub(
         protocols=list(GOSSIP_PROTOCOLS),
