@@ -112,7 +112,7 @@ class TrainService:
                 log.info("train: run %s announced by %s", body.run, ID(msg.from_id))
             self.known[body.run] = (body, msg.from_id)
             return
-        if self.ann is None or body.r != self.ann.run:
+        if self.ann is None or body.r != self.ann.run or self.state == "stopped":
             return
         record = wire.record_of(body, msg.from_id)
         raw = msg.SerializeToString()
@@ -283,7 +283,12 @@ class TrainService:
     async def _contribute(self) -> None:
         record, train_loss = await self._work(self.trainer.own_update)
         self.stats["train_loss"] = round(train_loss, 5)
-        if record.round != self.round:
+        ann = self.ann
+        # an update finished too close to the deadline would reach some peers before and some after it
+        latest = ann.opens(self.round + 1) - (1 - self.settings.publish_cutoff) * ann.round_s / 2
+        if record.round != self.round or time.time() > latest:
+            self.stats["late_updates"] = self.stats.get("late_updates", 0) + 1
+            log.info("train %s: own update of round %d finished too late to publish", ann.run, record.round)
             return
         await self.node.publish(wire.topic(self.node.settings.network), encode(wire.update_message(record)))
         if self.round % self.settings.announce_every == 0:
