@@ -157,3 +157,34 @@ async def test_ratings_survive_a_restart(short_tmp):
     # Assert
     assert ratings == [{"item": 3, "score": 1.0}, {"item": 7, "score": 3.5}]
     assert own is not None and sorted(own.items.tolist()) == [3, 7]
+
+
+async def test_a_node_trains_its_own_ratings_with_a_friend_and_recommends_unrated_items(short_tmp):
+    async with running_nodes(3, short_tmp, roles) as nodes:
+        seller, u1, u2 = nodes
+        await connect(nodes, "full")
+        await wait_for_mesh(nodes, TOPIC_CAT)
+        await wait_for_mesh([u1, u2], TOPIC_FRIENDS)
+        await wait_for(lambda: pader(seller).key is not None, what="seller key")
+        await pader(seller)._cmd_load({**SPEC, "seller_index": 0})
+        for node in (u1, u2):
+            await wait_for(lambda n=node: pader(n).users.sellers, what="catalogue")
+        for node, scores in ((u1, (5.0, 1.0, 4.0, 2.0, 3.5)), (u2, (4.0, 4.5, 1.5, 2.0, 3.0))):
+            for item, score in zip((0, 2, 4, 6, 8), scores):
+                await pader(node)._cmd_rate({"item": item, "score": score})
+        await pader(u1)._cmd_friend({"peer": str(u2.peer_id), "weight": 1.0})
+        await pader(u2)._cmd_train({"epochs": 1})
+        await wait_for(lambda: (u2.peer_id.to_bytes(), pader(seller).key.public.fingerprint) in pader(u1).users.shares,
+                       what="friend's share on u1")
+        before = pader(u1).users.users[b""].role.u.copy()
+        # Act
+        await pader(u1)._cmd_train({"epochs": 2})
+        await wait_for(lambda: not pader(u1).trainer.busy, what="training on u1")
+        status = await pader(u1)._cmd_status({})
+        rec = await pader(u1)._cmd_recommend({"k": 3})
+        # Assert
+        assert status["epoch"] == 2 and status["iterations"] == 2 and status["skipped"] == 0, status
+        assert status["bytes_sent"] > 0 and status["bytes_received"] > 0
+        assert not np.allclose(before, pader(u1).stored_own_u())
+        assert len(rec["items"]) == 3 and not {r["item"] for r in rec["items"]} & {0, 2, 4, 6, 8}
+        assert all(1.0 <= r["score"] <= 5.0 for r in rec["items"])
