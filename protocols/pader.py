@@ -34,7 +34,7 @@ from protocols.codec import DecodeError, decode, encode
 from protocols.framing import ByteStream, read_frame, write_frame
 from protocols.message import ErrorReply, limits, wire_message
 from protocols.records import decode_signed, encode_signed, sign_record
-from protocols.validation import Validation, accept, ignore, reject
+from protocols.validation import Validation, accept, reject
 from recsys.pader import messages as role
 
 PROTOCOL_ID = "/plexus/pader/1.0.0"

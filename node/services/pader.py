@@ -43,7 +43,7 @@ from protocols import pader as wire
 from protocols.codec import DecodeError
 from protocols.framing import FrameError
 from protocols.validation import Validation, accept, ignore
-from recsys.pader import TRAIN, ItemRequest, MaskedErrors, MaskedGradient, RevealedValues, SellerRole
+from recsys.pader import ItemRequest, MaskedErrors, RevealedValues, SellerRole
 
 log = logging.getLogger(__name__)
 

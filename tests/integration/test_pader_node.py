@@ -10,7 +10,6 @@ import dataclasses
 
 import numpy as np
 
-from crypto.paillier import PublicKey
 from crypto.randomness import RandomnessPool
 from node.harness import connect, running_nodes, wait_for, wait_for_mesh
 from node.services import pader_data as data
