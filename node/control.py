@@ -50,8 +50,10 @@ class ControlRegistry:
         self.streams[name] = handler
 
 
-async def serve_control(path: Path, registry: ControlRegistry, request_timeout_s: float) -> None:
-    """Listen on the Unix socket at ``path`` until cancelled."""
+async def serve_control(
+    path: Path, registry: ControlRegistry, request_timeout_s: float, *, task_status=anyio.TASK_STATUS_IGNORED
+) -> None:
+    """Listen on the Unix socket at ``path`` until cancelled; reports started once it listens."""
     path.unlink(missing_ok=True)
     old_umask = os.umask(0o177)
     try:
@@ -70,6 +72,7 @@ async def serve_control(path: Path, registry: ControlRegistry, request_timeout_s
                 log.exception("control connection failed")
 
     async with listener:
+        task_status.started()
         await listener.serve(handle)
 
 

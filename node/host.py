@@ -72,7 +72,9 @@ class SerialMplex(Mplex):
     py-libp2p 0.8.1's Mplex writes frames from many streams concurrently; its Noise session encrypts
     a frame, then awaits the socket (and splits frames over 64 KiB into several), so two writers can
     interleave or reorder ciphertexts and the peer fails to decrypt ("Failed authentication of
-    message"). Yamux has a connection-wide write lock for this; Mplex gets one here.
+    message"). Yamux has a connection-wide write lock for this; Mplex gets one here. A frame once
+    started is also shielded from cancellation: a timeout firing between two Noise chunks would
+    consume a nonce the peer never sees and corrupt the connection for good.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -81,7 +83,8 @@ class SerialMplex(Mplex):
 
     async def write_to_stream(self, _bytes: bytes) -> None:
         async with self._frame_write_lock:
-            await super().write_to_stream(_bytes)
+            with trio.CancelScope(shield=True):
+                await super().write_to_stream(_bytes)
 
 
 def muxer_options() -> dict:

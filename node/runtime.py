@@ -259,7 +259,7 @@ class Node:
                 await stack.pubsub.wait_until_ready()
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
-                tasks.start_soon(
+                await tasks.start(
                     serve_control, self.home.control_socket, self.control, self.settings.timeouts.control_request_s,
                     name="control.serve",
                 )

@@ -129,6 +129,7 @@ class WalkSet:
             grow = max(n_nodes, 2 * self.hits.size) - self.hits.size
             self.hits = np.concatenate((self.hits, np.zeros(grow, dtype=np.int64)))
             self.visits = np.concatenate((self.visits, np.zeros(grow, dtype=np.int64)))
+            self._rho = None  # cached per node index: stale once the arrays cover new nodes
 
     def path(self, w: int) -> list[int]:
         """The nodes of walk w, ego first."""

@@ -146,3 +146,19 @@ def test_bad_edges_raise_clear_errors():
         mr.remove_edge("a", "b")
     with pytest.raises(ValueError, match="beta"):
         mr.scores("a", beta=2.0)
+
+
+def test_beta_scores_still_work_after_many_unreached_nodes_join():
+    # Arrange: score once (rho cached), then the graph grows far away from every walk
+    from recsys.meritrank import MeritRank, MeritRankSettings
+
+    rank = MeritRank(MeritRankSettings(walks=500, beta=0.9, tau=1.0), seed=3)
+    rank.add_edge("ego", "a", 1.0)
+    rank.add_edge("a", "b", 1.0)
+    rank.scores("ego")
+    # Act
+    for i in range(64):
+        rank.add_edge(f"x{i}", f"y{i}", 1.0)
+    scores = rank.scores("ego")
+    # Assert
+    assert scores["a"] > 0 and scores["b"] > 0
