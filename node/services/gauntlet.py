@@ -171,6 +171,7 @@ class GauntletService:
         node.store.migrate("gauntlet", 1, list(SCHEMA))
         await node.subscribe(wire.topic(node.settings.network), self._on_scores, self._validate)
         node.control.add("gauntlet.scores", self._cmd_scores)
+        node.control.add("gauntlet.configure", self._cmd_configure)
 
     @property
     def scoring(self) -> bool:
@@ -196,6 +197,7 @@ class GauntletService:
         from node.services.train import CACHE_DIR
 
         me = self.node.peer_id.to_bytes()
+        self._reset_run()
         if self.core is None:
             self.core = settings_from_options(self.node.settings.option, core=True)
         state, book, history = self.load(ann.run)
@@ -208,6 +210,12 @@ class GauntletService:
         self._train = train
         self._known |= set(self.validator.state.peers)
         return True
+
+    def _reset_run(self) -> None:
+        """Forget the per-round bookkeeping of the previous run."""
+        self._arrivals, self._records, self._recent, self._applied = {}, {}, {}, {}
+        self._known, self._edges, self._last = set(), {}, {}
+        self.stats = {"rejected": {}, "admitted": 0, "scored_rounds": 0}
 
     # -- persistence ---------------------------------------------------------------------
     def load(self, run: str):
@@ -448,6 +456,16 @@ class GauntletService:
             self.stats["edges_published"] = self.stats.get("edges_published", 0) + 1
 
     # -- control -------------------------------------------------------------------------
+    async def _cmd_configure(self, args: dict) -> dict:
+        """Change ``enabled`` / ``weigh`` between runs (every node of a run must agree on both)."""
+        changes = {k: args[k] for k in ("enabled", "weigh") if k in args}
+        if not changes or not all(isinstance(v, bool) for v in changes.values()):
+            raise CommandError("give enabled and/or weigh as booleans")
+        if self._train is not None and self._train.state in ("training", "waiting", "loading", "syncing"):
+            raise CommandError("a run is in progress: configure between runs")
+        self.settings = dataclasses.replace(self.settings, **changes)
+        return {"enabled": self.settings.enabled, "weigh": self.settings.weigh}
+
     async def _cmd_scores(self, args: dict) -> dict:
         from learning.gauntlet import score_rows
 
@@ -465,8 +483,8 @@ class GauntletService:
             row["peer_id"] = _b58(peer)
             row["own_final"] = self.validator.state.final_score(peer)
             row["self"] = peer == me
-        out = {"run": self.run, "round": self.round, "enabled": self.scoring, "adversary": self.adversary,
-               "validators": len(self.book.records()), "peers": rows, "stats": self.stats}
+        out = {"run": self.run, "round": self.round, "enabled": self.scoring, "weigh": self.settings.weigh,
+               "adversary": self.adversary, "validators": len(self.book.records()), "peers": rows, "stats": self.stats}
         if args.get("history"):
             out["history"] = self.history
         return out
