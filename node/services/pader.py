@@ -18,7 +18,6 @@ Role by option ``--opt pader.role=seller|user|none`` (default ``none``: the serv
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -35,6 +34,7 @@ from crypto import keystore
 from crypto.paillier import generate_keypair
 from node.control import CommandError
 from node.runtime import Node
+from node.options import settings_from_options
 from node.settings import NodeSettings
 from node.services import pader_data as data
 from node.services.pader_train import Trainer
@@ -103,21 +103,8 @@ class PaderNodeSettings:
 
     @classmethod
     def from_options(cls, settings: NodeSettings) -> "PaderNodeSettings":
-        """Defaults overridden by ``--opt pader.<field>=<value>``."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        values: dict = {}
-        for key, raw in settings.options:
-            if not key.startswith(OPTION_PREFIX):
-                continue
-            name = key[len(OPTION_PREFIX):]
-            if name not in known:
-                raise ValueError(f"unknown option {key!r}; pader options: {', '.join(known)}")
-            kind = type(known[name].default)
-            try:
-                values[name] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
-            except ValueError as exc:
-                raise ValueError(f"option {key}={raw!r} is not a {kind.__name__}") from exc
-        return cls(**values).validate()
+        """Defaults overridden by ``--opt pader.<field>=<value>``; ValueError on unknown or bad values."""
+        return settings_from_options(cls, settings, OPTION_PREFIX)
 
 
 class PaderService:

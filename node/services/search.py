@@ -36,6 +36,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from node.control import CommandError
 from node.ratelimit import KeyedLimiter
 from node.runtime import Node
+from node.options import settings_from_options
 from node.settings import NodeSettings
 from protocols import grank as wire
 from protocols.codec import DecodeError, decode, encode
@@ -124,22 +125,7 @@ class SearchSettings:
     @classmethod
     def from_options(cls, settings: NodeSettings) -> "SearchSettings":
         """Defaults overridden by ``--opt search.<field>=<value>``; ValueError on unknown or bad values."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        values = {}
-        for key, raw in settings.options:
-            if not key.startswith(OPTION_PREFIX):
-                continue
-            name = key[len(OPTION_PREFIX):]
-            if name not in known:
-                raise ValueError(f"unknown option {key!r}; search options: {', '.join(known)}")
-            kind = type(known[name].default)
-            try:
-                values[name] = kind(raw)
-            except ValueError as exc:
-                raise ValueError(f"option {key}={raw!r} is not a {kind.__name__}") from exc
-        result = cls(**values)
-        result.validate()
-        return result
+        return settings_from_options(cls, settings, OPTION_PREFIX)
 
 
 @dataclass

@@ -18,7 +18,6 @@ API for other services: ``await trust.add_own_edge(dst, weight, kind)``, ``trust
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -33,6 +32,7 @@ from libp2p.pubsub.pb import rpc_pb2
 
 from node.control import CommandError
 from node.runtime import Node
+from node.options import settings_from_options
 from node.settings import NodeSettings
 from protocols import trust as wire
 from protocols.validation import Validation, accept, ignore
@@ -121,22 +121,7 @@ class TrustSettings:
     @classmethod
     def from_options(cls, settings: NodeSettings) -> "TrustSettings":
         """Defaults overridden by ``--opt trust.<field>=<value>``; ValueError on unknown or bad values."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        values = {}
-        for key, raw in settings.options:
-            if not key.startswith(OPTION_PREFIX):
-                continue
-            name = key[len(OPTION_PREFIX):]
-            if name not in known:
-                raise ValueError(f"unknown option {key!r}; trust options: {', '.join(known)}")
-            kind = type(known[name].default)
-            try:
-                values[name] = kind(raw)
-            except ValueError as exc:
-                raise ValueError(f"option {key}={raw!r} is not a {kind.__name__}") from exc
-        result = cls(**values)
-        result.validate()
-        return result
+        return settings_from_options(cls, settings, OPTION_PREFIX)
 
 
 def combine(weights: Mapping[str, float], cap: float) -> float:
