@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,7 @@ class DemoSettings:
 
 
 def node_with(*pairs: tuple[str, str]) -> NodeSettings:
-    return NodeSettings(home=__import__("pathlib").Path("/tmp/x"), options=pairs)
+    return NodeSettings(home=Path("/tmp/x"), options=pairs)
 
 
 def test_options_override_defaults_by_type():
