@@ -160,6 +160,7 @@ class GauntletService:
         self._train = None
         self._applied: dict[int, dict[bytes, float] | None] = {}
         self._score_lock = anyio.Lock()
+        self._ensure_lock = anyio.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self, node: Node) -> None:
@@ -190,8 +191,14 @@ class GauntletService:
         ann, trainer = train.ann, train.trainer
         if ann is None or trainer is None or trainer.replica is None:
             return False
-        if self.run == ann.run and self.work is not None:
-            return True
+        async with self._ensure_lock:
+            if self.run != ann.run or self.work is None:
+                await self._open_run(train)
+        return True
+
+    async def _open_run(self, train) -> None:
+        """Load (or create) this node's scoring state and the run's dataset for ``train``'s run."""
+        ann, trainer = train.ann, train.trainer
         from learning.gauntlet import ScoreBook, Validator
         from node.services.gauntlet_work import GauntletWork
         from node.services.train import CACHE_DIR
@@ -209,7 +216,6 @@ class GauntletService:
         self.run = ann.run
         self._train = train
         self._known |= set(self.validator.state.peers)
-        return True
 
     def _reset_run(self) -> None:
         """Forget the per-round bookkeeping of the previous run."""
