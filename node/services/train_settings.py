@@ -27,6 +27,9 @@ class TrainSettings:
     """Default bytes (samples) per peer and round of a new run."""
     lr: float = 1e-3
     """Default learning rate of a new run (1e-3 is MeZO's stable choice on the tiny model here)."""
+    hf_lr: float = 1e-6
+    """Default learning rate of a new run on a pretrained (Hugging Face) model: MeZO fine-tunes those at
+    1e-6..1e-7; the tiny model's 1e-3 makes a 135M model's loss explode within one round."""
     eps: float = 1e-3
     """Default MeZO perturbation scale of a new run."""
     batch_size: int = 8
@@ -60,7 +63,7 @@ class TrainSettings:
 
     def validate(self) -> None:
         """Raise ValueError on values no run can use."""
-        for name in ("round_s", "start_delay_s", "lr", "eps", "sync_timeout_s"):
+        for name in ("round_s", "start_delay_s", "lr", "hf_lr", "eps", "sync_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"train.{name} must be > 0")
         for name in ("rounds", "samples_per_round", "batch_size", "seq_len", "n_shards", "checkpoint_every",
@@ -110,7 +113,7 @@ def announcement_for(args: dict, settings: TrainSettings, now: float | None = No
         start_time=now + arg("start_delay_s", settings.start_delay_s),
         samples_per_round=arg("samples_per_round", settings.samples_per_round),
         eps=arg("eps", settings.eps),
-        lr=arg("lr", settings.lr),
+        lr=arg("lr", settings.lr if args.get("model", "tiny") == "tiny" else settings.hf_lr),
         weight_decay=0.0,
         codec_min=1e-3,
         codec_max=1e4,

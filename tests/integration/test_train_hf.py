@@ -47,3 +47,4 @@ async def test_two_nodes_run_two_rounds_of_smollm2_and_agree(short_tmp):
         assert trains[0].stats["checksum"] == trains[1].stats["checksum"]
         assert trains[0].stats["params"] > 100_000_000
         assert max(trains[0].stats["applied_per_round"]) == 2
+        assert trains[0].stats["eval_loss"] < 2 * trains[0].stats["curve"][0][1]  # a fine-tuning step, not a blow-up
