@@ -449,8 +449,9 @@ class GauntletService:
             trust = self.node.service("trust")
         except KeyError:
             return
+        me = self.node.peer_id.to_bytes()
         changed = [(p, w) for p, w in trust_edges(self.validator.state)
-                   if abs(w - self._edges.get(p, 0.0)) >= self.settings.trust_min_change]
+                   if p != me and abs(w - self._edges.get(p, 0.0)) >= self.settings.trust_min_change]
         changed.sort(key=lambda pw: -abs(pw[1] - self._edges.get(pw[0], 0.0)))
         for peer, weight in changed[: self.settings.trust_max_edges]:
             try:
