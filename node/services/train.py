@@ -136,6 +136,9 @@ class TrainService:
             log.debug("train: update of %s refused: %s", ID(record.peer), exc)
             return False
         self._seen.setdefault(record.round, set()).add(record.peer)
+        gauntlet = self._gauntlet()
+        if gauntlet is not None:
+            gauntlet.on_admitted(record)
         return True
 
     # -- control -----------------------------------------------------------------------------
@@ -281,7 +284,13 @@ class TrainService:
         log.info("train: run %s done at round %d, checksum %s", ann.run, self.round, self.stats.get("checksum"))
 
     async def _contribute(self) -> None:
-        record, train_loss = await self._work(self.trainer.own_update)
+        gauntlet = self._gauntlet()
+        if gauntlet is not None and gauntlet.misbehaves():
+            record, train_loss = await gauntlet.own_update(self)  # honest on its assigned pool, or an adversary
+            if record is None:  # a free-rider publishes nothing
+                return
+        else:
+            record, train_loss = await self._work(self.trainer.own_update)
         self.stats["train_loss"] = round(train_loss, 5)
         ann = self.ann
         # an update finished too close to the deadline would reach some peers before and some after it
@@ -295,7 +304,9 @@ class TrainService:
             await self._announce()
 
     async def _close(self) -> None:
-        result = await self._work(self.trainer.close_round, self.settings.checkpoint_every)
+        gauntlet = self._gauntlet()
+        weigh = await gauntlet.on_close(self) if gauntlet is not None else None
+        result = await self._work(self.trainer.close_round, self.settings.checkpoint_every, weigh)
         self._seen.pop(result.round, None)
         self.round = result.round + 1
         self.stats.update(checksum=result.checksum.hex(), peers_this_round=result.peers, closed_round=result.round)
@@ -340,6 +351,14 @@ class TrainService:
             log.warning("train %s: final checksum %s is in the minority: adopting %s", ann.run, mine.hex(), best.hex())
             self.stats["divergences"] = self.stats.get("divergences", 0) + 1
             await self._sync(preferred=[p.to_bytes() for p in votes[best]], full=True)
+
+    # -- gauntlet hooks (node/services/gauntlet.py; no-ops when that service does not run) ----------
+    def _gauntlet(self):
+        """The gauntlet service if this node runs it, else None."""
+        try:
+            return self.node.service("gauntlet")
+        except KeyError:
+            return None
 
     # -- sync --------------------------------------------------------------------------------
     async def _drain_buffer(self) -> None:

@@ -218,8 +218,12 @@ class Trainer:
             db.execute("INSERT OR IGNORE INTO spsa_log(run, round, peer, raw) VALUES(?, ?, ?, ?)",
                        (record.run, record.round, record.peer, raw))
 
-    def close_round(self, checkpoint_every: int) -> RoundResult:
-        """Apply the current round, persist its checksum, and say whether we disagreed with most peers."""
+    def close_round(self, checkpoint_every: int, weigh: Callable | None = None) -> RoundResult:
+        """Apply the current round, persist its checksum, and say whether we disagreed with most peers.
+
+        ``weigh(round, records) -> weights | None`` (the gauntlet service's) gives the weights the
+        round's records are applied with; called here, so no record is admitted in between.
+        """
         replica = self.replica
         round_, mine = replica.round, replica.checksum
         bases = self.bases.pop(round_, {})
@@ -228,8 +232,9 @@ class Trainer:
             top, count = Counter(bases.values()).most_common(1)[0]
             if top != mine and 2 * count > len(bases):
                 diverged = tuple(sorted(p for p, b in bases.items() if b == top))
+        weights = None if weigh is None else weigh(round_, replica.log.records(round_))
         with torch.no_grad():
-            checksum = replica.close_round(None)
+            checksum = replica.close_round(weights)
         with self.store.transaction() as db:
             db.execute("INSERT OR REPLACE INTO spsa_rounds(run, round, checksum) VALUES(?, ?, ?)",
                        (self.ann.run, round_, checksum))

@@ -74,7 +74,7 @@ async def test_a_noise_adversary_ends_below_every_honest_peer_and_scores_survive
     # Assert: separation on the wire, and replicas agree although every round was weighted
     assert all(finals[h] > finals.get(noise_id, 0.0) for h in honest), finals
     assert len(sums) == 1
-    assert answer["history"] and answer["history"][-1]["weights"] is not None
+    assert any(entry["weights"] for entry in answer["history"])  # rounds were applied with weights
     # Act: restart node 0 from its home; its scores come back from SQLite
     async with running_nodes(1, short_tmp, configure) as (node,):
         restored, book, history = gauntlet(node).load("gt")
