@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEVNET_DIR ?= .devnet
-SCENARIOS ?= devnet/scenarios/default.toml devnet/scenarios/rank_short.toml devnet/scenarios/pader_short.toml devnet/scenarios/spsa_short.toml
+SCENARIOS ?= devnet/scenarios/default.toml devnet/scenarios/rank_short.toml devnet/scenarios/pader_short.toml devnet/scenarios/spsa_short.toml devnet/scenarios/gauntlet_short.toml
 
 .PHONY: venv test test-fast devnet bench clean
 
