@@ -38,10 +38,25 @@ DRAIN_TIMEOUT_S = 15.0
 DRAIN_POLL_S = 0.5
 CORE_SERVICES = ("gossip", "membership", "query")
 MESH_TIMEOUT_S = 15.0
+SETTLE_TIMEOUT_S = 90.0
+SETTLE_DRAIN_S = 5.0
 
 
 def _pct(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 2) if values else None
+
+
+async def _membership_settled(nodes) -> float | None:
+    """Seconds until every node has sent its first signed peer record and ``SETTLE_DRAIN_S`` more have
+    passed for it to spread (the start-up announcements are spread over ``announce_interval_s``), so
+    that the measurement sees the steady state; None on timeout."""
+    started = time.monotonic()
+    while time.monotonic() < started + SETTLE_TIMEOUT_S:
+        if all(n.service("membership").announcements >= 1 for n in nodes):
+            await trio.sleep(SETTLE_DRAIN_S)
+            return round(time.monotonic() - started, 2)
+        await trio.sleep(DRAIN_POLL_S)
+    return None
 
 
 async def _in_process(count: int, messages: int, rate: float, defaults: bool, root: Path) -> dict:
@@ -60,6 +75,7 @@ async def _in_process(count: int, messages: int, rate: float, defaults: bool, ro
             mesh_formed = True
         except TimeoutError:
             mesh_formed = False
+        settled_s = await _membership_settled(nodes)
         cpu0 = time.process_time()
         sent = {}
         started = time.monotonic()
@@ -92,6 +108,7 @@ async def _in_process(count: int, messages: int, rate: float, defaults: bool, ro
             "messages": messages,
             "rate_per_s": rate,
             "mesh_formed": mesh_formed,
+            "membership_settled_s": settled_s,
             "delivery_ratio": round(delivered / wanted, 4),
             "latency_ms_p50": _pct(latencies, 50),
             "latency_ms_p99": _pct(latencies, 99),

@@ -23,6 +23,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.score import ScoreParams
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -52,18 +53,38 @@ class Libp2pStack:
 
 
 class PlexusGossipSub(GossipSub):
-    """GossipSub that does not repeat our signed peer record in every RPC.
+    """GossipSub with two per-message costs of py-libp2p 0.8.1 removed.
 
-    py-libp2p 0.8.1 attaches its ~175-byte signed peer record (``senderRecord``) to every RPC it
-    sends, on top of the hello on each new stream: half the bytes of a small gossip message, and
-    what keeps a one-byte SPSA update above 256 bytes on the wire. Peers still get the record in
-    the hello on each new stream and in subscription announcements.
+    - No signed peer record (``senderRecord``, ~175 bytes) in every RPC: py-libp2p attaches it on
+      top of the hello on each new stream, half the bytes of a small gossip message and what kept a
+      one-byte SPSA update above 256 bytes on the wire. Control RPCs no longer even build it.
+    - IDONTWANT only for messages of at least ``idontwant_min_bytes`` (go-libp2p-pubsub's
+      ``IDontWantMessageThreshold``, 1 KiB): py-libp2p sends one control RPC to every mesh peer for
+      every message it receives, which for small messages costs more than the duplicate it saves.
     """
+
+    def __init__(self, *args, idontwant_min_bytes: int = 1024, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.idontwant_min_bytes = idontwant_min_bytes
+        self._current_message_bytes = 0
 
     def send_rpc(self, peer_id: ID, rpc, priority: bool = False) -> None:
         if rpc.HasField("senderRecord"):
             rpc.ClearField("senderRecord")
         super().send_rpc(peer_id, rpc, priority)
+
+    async def emit_control_message(self, control_msg, to_peer: ID) -> None:
+        self.send_rpc(to_peer, rpc_pb2.RPC(control=control_msg), priority=True)
+
+    async def publish(self, msg_forwarder: ID, pubsub_msg) -> None:
+        # GossipSub.publish calls _emit_idontwant_for_message before its first await, so the size
+        # recorded here is the one of the message that call is about.
+        self._current_message_bytes = len(pubsub_msg.data)
+        await super().publish(msg_forwarder, pubsub_msg)
+
+    async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids) -> None:
+        if self._current_message_bytes >= self.idontwant_min_bytes:
+            await super()._emit_idontwant_for_message(msg_id, topic_ids)
 
 
 class SerialMplex(Mplex):
@@ -132,6 +153,7 @@ def build_stack(key_pair: KeyPair, settings: NodeSettings, app_score: Callable[[
         score_params=ScoreParams(app_specific_score_fn=app_score, p6_appl_slack_weight=APP_SCORE_WEIGHT),
         spam_protection_enabled=True,
         max_messages_per_topic_per_second=gossip.spam_limit_per_topic_s,
+        idontwant_min_bytes=gossip.idontwant_min_bytes,
     )
     pubsub = Pubsub(host, router, strict_signing=True)
     # py-libp2p seeds the seqno counter with whole seconds: a node restarted within N seconds of

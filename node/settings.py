@@ -40,6 +40,8 @@ class GossipSettings:
     """Largest gossip payload accepted by our validators."""
     inbound_rate_per_peer_s: float = 100.0
     """Rate limit on messages a single remote author may get accepted per second, per topic."""
+    idontwant_min_bytes: int = 1024
+    """Smallest message we send IDONTWANT for (go-libp2p-pubsub's IDontWantMessageThreshold)."""
 
     def validate(self) -> None:
         if not 1 <= self.degree_low <= self.degree <= self.degree_high:
@@ -54,17 +56,26 @@ class GossipSettings:
             raise ValueError("gossip subscription_queue and max_message_bytes must be positive")
         if self.inbound_rate_per_peer_s <= 0:
             raise ValueError("gossip inbound_rate_per_peer_s must be > 0")
+        if self.idontwant_min_bytes < 0:
+            raise ValueError("gossip idontwant_min_bytes must be >= 0")
 
 
 @dataclass(frozen=True)
 class MembershipSettings:
     """Signed peer records, the peer table and peer discovery."""
 
-    announce_interval_s: float = 10.0
-    """Seconds between this node's signed peer-record announcements."""
+    announce_interval_s: float = 30.0
+    """Shortest time between this node's signed peer-record announcements."""
+    announce_per_peer_s: float = 10.0
+    """Seconds of announcement interval per known peer: every record reaches every node, so the
+    interval grows with the network and all nodes' records together stay near
+    ``1 / announce_per_peer_s`` per second (at a fixed 10 s, 50 nodes spent most of a core on them).
+    Connected peers' last-seen is kept current by the connections themselves."""
+    max_announce_interval_s: float = 600.0
+    """Longest time between announcements, however large the network."""
     target_peers: int = 8
     """Dial peers learnt from records until this many are connected."""
-    peer_expiry_s: float = 120.0
+    peer_expiry_s: float = 1800.0
     """A peer not seen for this long is shown as stale in the peer table."""
     record_rate_per_peer_s: float = 2.0
     """Peer records accepted per author per second; more are ignored (rate-limited view)."""
@@ -72,12 +83,14 @@ class MembershipSettings:
     """Seconds between attempts to re-dial bootstrap peers that are not connected."""
 
     def validate(self) -> None:
-        if self.announce_interval_s <= 0 or self.redial_interval_s <= 0:
-            raise ValueError("membership intervals must be > 0")
+        if self.announce_interval_s <= 0 or self.redial_interval_s <= 0 or self.announce_per_peer_s < 0:
+            raise ValueError("membership intervals must be > 0 (announce_per_peer_s >= 0)")
+        if self.max_announce_interval_s < self.announce_interval_s:
+            raise ValueError("membership max_announce_interval_s must be >= announce_interval_s")
         if self.target_peers < 1:
             raise ValueError("membership target_peers must be >= 1")
-        if self.peer_expiry_s <= self.announce_interval_s:
-            raise ValueError("membership peer_expiry_s must exceed announce_interval_s")
+        if self.peer_expiry_s <= self.max_announce_interval_s:
+            raise ValueError("membership peer_expiry_s must exceed max_announce_interval_s")
         if self.record_rate_per_peer_s <= 0:
             raise ValueError("membership record_rate_per_peer_s must be > 0")
 

@@ -140,6 +140,10 @@ class Store:
             )
             return True
 
+    def peer_count(self) -> int:
+        """Peers in the peer table."""
+        return int(self.query("SELECT COUNT(*) FROM peers")[0][0])
+
     def peers(self) -> list[PeerRow]:
         rows = self.query(
             "SELECT peer_id, addrs, first_seen, last_seen, source, record_seq, services FROM peers ORDER BY last_seen DESC"

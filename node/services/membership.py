@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 import trio
@@ -22,6 +23,12 @@ log = logging.getLogger(__name__)
 
 TOPIC_SERVICE = "membership"
 MILLIS = 1000
+ANNOUNCE_JITTER = 0.1
+"""Announcement intervals vary by ±10% so that nodes started together do not announce together."""
+CONNECT_POLL_S = 0.5
+"""How often a node without connections checks whether it may send its first record."""
+RECHECK_S = 5.0
+"""How often the announcement interval is re-read while waiting (it grows as the peer table fills)."""
 
 
 class MembershipService:
@@ -32,6 +39,8 @@ class MembershipService:
     def __init__(self) -> None:
         self.node: Node | None = None
         self._limiter: KeyedLimiter | None = None
+        self.announcements = 0
+        """Signed peer records this node has published since it started."""
 
     async def start(self, node: Node) -> None:
         self.node = node
@@ -84,17 +93,32 @@ class MembershipService:
         return encode_signed(sign_record(record, self.node.key_pair.private_key))
 
     async def _announce_loop(self) -> None:
-        settings = self.node.settings.membership
+        """Announce once connected (after a random part of the interval), then whenever the growing interval has passed."""
         topic = self.node.settings.topic(TOPIC_SERVICE)
+        while not self.node.connected_peers():
+            await trio.sleep(CONNECT_POLL_S)
+        # nodes started together would all announce at once, and every record reaches every node
+        await trio.sleep(random.uniform(0, self.node.settings.membership.announce_interval_s))
         while True:
             now = time.time()
             for peer in self.node.connected_peers():
                 self.node.store.touch_peer(peer.to_base58(), now, "connection")
             try:
                 await self.node.publish(topic, self._own_record())
+                self.announcements += 1
             except Exception as exc:  # noqa: BLE001 - no peers yet, budget exhausted...
                 log.debug("announce failed: %s", exc)
-            await trio.sleep(settings.announce_interval_s)
+            jitter = random.uniform(1 - ANNOUNCE_JITTER, 1 + ANNOUNCE_JITTER)
+            # the interval is re-read as the table fills: a node that just joined waits long once it knows many
+            while time.time() < now + self.announce_interval() * jitter:
+                await trio.sleep(min(RECHECK_S, max(0.0, now + self.announce_interval() * jitter - time.time())))
+
+    def announce_interval(self) -> float:
+        """Seconds between announcements: grows with the peers we know (see MembershipSettings)."""
+        settings = self.node.settings.membership
+        known = self.node.store.peer_count()
+        return min(settings.max_announce_interval_s,
+                   max(settings.announce_interval_s, settings.announce_per_peer_s * known))
 
     async def _bootstrap_loop(self) -> None:
         while True:

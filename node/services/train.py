@@ -28,6 +28,7 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils.varint import encode_uvarint
 
+from learning.consensus import resync_sources
 from node.control import CommandError
 from node.runtime import Node
 from node.services.train_settings import TrainSettings, announcement_for
@@ -319,7 +320,7 @@ class TrainService:
                  self.ann.run, result.round, self.ann.rounds - 1, result.peers, self.stats.get("train_loss"),
                  self.stats.get("eval_loss"), result.checksum.hex())
         if result.diverged_from:
-            log.warning("train %s: round %d was built on a checksum most peers do not share: re-sync", self.ann.run,
+            log.warning("train %s: round %d was built on a checksum that lost the vote: re-sync", self.ann.run,
                         result.round)
             self.stats["divergences"] = self.stats.get("divergences", 0) + 1
             await self._sync(preferred=result.diverged_from, full=True)
@@ -332,7 +333,7 @@ class TrainService:
         """
         await trio.sleep(self.settings.publish_cutoff * ann.round_s)  # let the slowest peer close too
         mine = self.trainer.replica.checksum
-        votes: dict[bytes, list[ID]] = {mine: []}
+        bases = {self.node.peer_id.to_bytes(): mine}
         for peer in self._candidates(())[: self.settings.settle_peers]:
             try:
                 with trio.fail_after(self.settings.sync_timeout_s):
@@ -345,12 +346,13 @@ class TrainService:
                 log.info("train: settle: %s did not answer: %s", peer, exc)
                 continue
             if answer.header.closed_round == self.round - 1:
-                votes.setdefault(answer.header.checksum, []).append(peer)
-        best = max(votes, key=lambda c: (len(votes[c]) + (c == mine), c == mine))
-        if best != mine and len(votes[best]) > len(votes[mine]) + 1:
-            log.warning("train %s: final checksum %s is in the minority: adopting %s", ann.run, mine.hex(), best.hex())
+                bases[peer.to_bytes()] = answer.header.checksum
+        sources = resync_sources(bases, mine)
+        if sources:
+            log.warning("train %s: final checksum %s lost the vote: adopting %s", ann.run, mine.hex(),
+                        bases[sources[0]].hex())
             self.stats["divergences"] = self.stats.get("divergences", 0) + 1
-            await self._sync(preferred=[p.to_bytes() for p in votes[best]], full=True)
+            await self._sync(preferred=sources, full=True)
 
     # -- gauntlet hooks (node/services/gauntlet.py; no-ops when that service does not run) ----------
     def _gauntlet(self):

@@ -16,7 +16,7 @@ import copy
 import hashlib
 import logging
 import os
-from collections import Counter
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ import torch
 
 from learning.corpus import CorpusSettings, CorpusSplit, eval_batches, stdlib_corpus
 from learning.models import TINY, build_tiny, loss
+from learning.consensus import resync_sources
 from learning.spsa import Replica, UpdateLog, UpdateRecord, derive_seed
 from node.store import Store
 from protocols.spsa import NO_CHECKPOINT, RunAnnouncement, SyncAnswer, record_from_raw
@@ -42,6 +43,8 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS spsa_rounds (
         run TEXT NOT NULL, round INTEGER NOT NULL, checksum BLOB NOT NULL, PRIMARY KEY (run, round))""",
 )
+RECENT_CHECKSUMS = 16
+"""Own earlier base checksums remembered to tell a lagging peer's record from a split."""
 DATA_DOMAIN = "/data"
 """Suffix of the run name in the seed of training batches (distinct from perturbation seeds)."""
 
@@ -67,7 +70,7 @@ class RoundResult:
     peers: int
     """Records applied."""
     diverged_from: tuple[bytes, ...]
-    """Authors whose base checksum most records shared, if that was not ours (else empty)."""
+    """Authors of the records built on the checksum that won the round's vote, if not ours (else empty)."""
 
 
 def shard_of(peer: bytes, n_shards: int) -> int:
@@ -147,6 +150,8 @@ class Trainer:
         self.log_base = NO_CHECKPOINT
         self.ckpt_round = NO_CHECKPOINT
         self.bases: dict[int, dict[bytes, bytes]] = {}
+        self.recent_checksums: deque[bytes] = deque(maxlen=RECENT_CHECKSUMS)
+        """Our base checksums of the last rounds: a record built on one of them lags, it is no split."""
         store.migrate("spsa", 1, SCHEMA)
 
     @property
@@ -227,11 +232,7 @@ class Trainer:
         replica = self.replica
         round_, mine = replica.round, replica.checksum
         bases = self.bases.pop(round_, {})
-        diverged: tuple[bytes, ...] = ()
-        if bases:
-            top, count = Counter(bases.values()).most_common(1)[0]
-            if top != mine and 2 * count > len(bases):
-                diverged = tuple(sorted(p for p, b in bases.items() if b == top))
+        diverged = resync_sources(bases, mine, self.recent_checksums)
         weights = None if weigh is None else weigh(round_, replica.log.records(round_))
         with torch.no_grad():
             checksum = replica.close_round(weights)
@@ -240,6 +241,7 @@ class Trainer:
                        (self.ann.run, round_, checksum))
         if (round_ + 1) % checkpoint_every == 0:
             self.save()
+        self.recent_checksums.append(mine)
         return RoundResult(round_, checksum, len(bases), diverged)
 
     def evaluate(self) -> float:
