@@ -48,8 +48,8 @@ def _pct(values: list[float], q: float) -> float | None:
 
 async def _membership_settled(nodes) -> float | None:
     """Seconds until every node has sent its first signed peer record and ``SETTLE_DRAIN_S`` more have
-    passed for it to spread (the start-up announcements are spread over ``announce_interval_s``), so
-    that the measurement sees the steady state; None on timeout."""
+    passed for it to spread (first records are spread over ``announce_interval_s``), so that the
+    measurement sees the steady state; None on timeout."""
     started = time.monotonic()
     while time.monotonic() < started + SETTLE_TIMEOUT_S:
         if all(n.service("membership").announcements >= 1 for n in nodes):

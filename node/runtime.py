@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 PUBLIC_FILE_MODE = 0o644
 VERSION = "0.1.0"
+PEER_RECORD_POLL_S = 0.5
+"""How often ``open_stream`` looks for a record of a peer it has no address for."""
 
 GossipHandler = Callable[[rpc_pb2.Message], Awaitable[None]]
 GossipValidator = Callable[[str, rpc_pb2.Message], Validation]
@@ -206,13 +208,21 @@ class Node:
         """Open a stream to ``peer``, dialling it from the peer table if not connected."""
         timeouts = self.settings.timeouts
         if peer not in self.connected_peers():
-            for row in self.store.peers():
-                if row.peer_id == peer.to_base58():
-                    for addr in row.addrs:
-                        await self.dial(f"{addr}/p2p/{row.peer_id}")
-                        break
+            addrs = await self._addresses_of(peer)
+            for addr in addrs[:1]:
+                await self.dial(f"{addr}/p2p/{peer.to_base58()}")
         with trio.fail_after(timeouts.dial_s):
             return await self.host.new_stream(peer, [protocol])
+
+    async def _addresses_of(self, peer: ID) -> tuple[str, ...]:
+        """The peer's addresses from the peer table, waiting up to ``timeouts.peer_record_s`` for its
+        signed record (a peer heard of on gossip may not have announced itself yet)."""
+        deadline = trio.current_time() + self.settings.timeouts.peer_record_s
+        while True:
+            row = self.store.peer(peer.to_base58())
+            if (row is not None and row.addrs) or trio.current_time() >= deadline:
+                return row.addrs if row is not None else ()
+            await trio.sleep(PEER_RECORD_POLL_S)
 
     async def dial(self, addr: str) -> bool:
         """Connect to a peer by full multiaddr; False (and a log line) if it fails in time."""

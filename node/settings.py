@@ -109,6 +109,9 @@ class TimeoutSettings:
     """Grace period for services to stop on SIGINT/SIGTERM before they are cancelled."""
     ready_s: float = 30.0
     """Start-up: listening, store open, services started."""
+    peer_record_s: float = 40.0
+    """Opening a stream to a peer we have no address for: how long to wait for its signed record
+    (first records go out within ``membership.announce_interval_s`` of connecting)."""
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

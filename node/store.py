@@ -38,6 +38,10 @@ CORE_SCHEMA = (
 )
 
 
+PEER_COLUMNS = "peer_id, addrs, first_seen, last_seen, source, record_seq, services"
+"""Columns of the peers table in ``PeerRow`` order."""
+
+
 @dataclass(frozen=True)
 class PeerRow:
     """One row of the peer table."""
@@ -140,18 +144,18 @@ class Store:
             )
             return True
 
+    def peer(self, peer_id: str) -> PeerRow | None:
+        """One peer's row, or None."""
+        rows = self.query(f"SELECT {PEER_COLUMNS} FROM peers WHERE peer_id=?", (peer_id,))
+        return _peer_row(rows[0]) if rows else None
+
     def peer_count(self) -> int:
         """Peers in the peer table."""
         return int(self.query("SELECT COUNT(*) FROM peers")[0][0])
 
     def peers(self) -> list[PeerRow]:
-        rows = self.query(
-            "SELECT peer_id, addrs, first_seen, last_seen, source, record_seq, services FROM peers ORDER BY last_seen DESC"
-        )
-        return [
-            PeerRow(r[0], _split(r[1]), r[2], r[3], r[4], r[5], _split(r[6]))
-            for r in rows
-        ]
+        rows = self.query(f"SELECT {PEER_COLUMNS} FROM peers ORDER BY last_seen DESC")
+        return [_peer_row(r) for r in rows]
 
     # -- received gossip -------------------------------------------------------------------
     def add_gossip(self, msg_id: bytes, topic: str, author: str, received_at: float, payload: bytes) -> bool:
@@ -171,6 +175,10 @@ class Store:
             (topic, since, limit),
         )
         return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+
+def _peer_row(r) -> PeerRow:
+    return PeerRow(r[0], _split(r[1]), r[2], r[3], r[4], r[5], _split(r[6]))
 
 
 def _split(joined: str) -> tuple[str, ...]:

@@ -93,7 +93,7 @@ class MembershipService:
         return encode_signed(sign_record(record, self.node.key_pair.private_key))
 
     async def _announce_loop(self) -> None:
-        """Announce once connected (after a random part of the interval), then whenever the growing interval has passed."""
+        """Announce once connected (at a random point of the first interval), then whenever the growing interval has passed."""
         topic = self.node.settings.topic(TOPIC_SERVICE)
         while not self.node.connected_peers():
             await trio.sleep(CONNECT_POLL_S)

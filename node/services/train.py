@@ -6,8 +6,9 @@ each participant measures its projected gradients on its own shard and publishes
 :class:`protocols.spsa.SpsaUpdate`; every update received (ours included: GossipSub hands our
 own publishes to our subscription) is admitted to the replica with the signed message it came in;
 at the deadline the round is closed (every admitted update applied in peer order) and checked.
-A node that finds itself more than a round behind, or whose checksum disagrees with most of a
-round's updates, fetches a checkpoint and the signed log from a peer on ``/plexus/spsa/1.0.0``.
+A node that finds itself more than a round behind, or whose checksum loses the vote of a
+round's updates (plurality, ties to the larger checksum: ``learning.consensus``), fetches a checkpoint
+and the signed log from a peer on ``/plexus/spsa/1.0.0``.
 
 torch is imported only when a run starts (``node.services.train_state``), never at daemon start-up;
 all torch work runs in a worker thread, one call at a time.
@@ -329,7 +330,7 @@ class TrainService:
     async def _settle(self, ann: wire.RunAnnouncement) -> None:
         """After the last round nobody's next update reveals a split: ask peers for their checksum.
 
-        A node whose final checksum most answering peers (and itself) do not share adopts theirs.
+        A node whose final checksum loses the vote among itself and the answering peers adopts the winner.
         """
         await trio.sleep(self.settings.publish_cutoff * ann.round_s)  # let the slowest peer close too
         mine = self.trainer.replica.checksum

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import trio
@@ -29,14 +30,34 @@ async def test_gossip_note_reaches_every_node_on_a_line(short_tmp):
         await wait_for(everyone_has_it, what="note stored on nodes 1..3")
 
 
+def quick_announcements(_index: int, settings):
+    """First record within 2 s of connecting; then 2 s, or 10 s per known peer (the default rate)."""
+    return dataclasses.replace(settings, membership=dataclasses.replace(settings.membership, announce_interval_s=2.0))
+
+
 async def test_peer_records_let_the_ends_of_a_line_meet(short_tmp):
     # Arrange: 0-1-2 in a line; 0 and 2 only learn of each other from signed peer records
-    async with running_nodes(3, short_tmp) as nodes:
+    async with running_nodes(3, short_tmp, quick_announcements) as nodes:
         await connect(nodes, "line")
         # Act / Assert
         await wait_for(lambda: nodes[2].peer_id in nodes[0].connected_peers(), timeout_s=30, what="0 dials 2")
         table = {row.peer_id for row in nodes[0].store.peers()}
         assert str(nodes[2].peer_id) in table
+
+
+async def test_announcements_space_out_as_the_peer_table_grows(short_tmp):
+    # Arrange
+    async with running_nodes(3, short_tmp, quick_announcements) as nodes:
+        membership = nodes[0].service("membership")
+        alone = membership.announce_interval()
+        # Act
+        await connect(nodes, "full")
+        await wait_for(lambda: nodes[0].store.peer_count() >= 2, what="node 0 knows both peers")
+        await wait_for(lambda: all(n.service("membership").announcements >= 1 for n in nodes), what="first records")
+        # Assert: 2 s with an empty table; 10 s per known peer once it holds two
+        settings = nodes[0].settings.membership
+        assert alone == settings.announce_interval_s
+        assert membership.announce_interval() == settings.announce_per_peer_s * nodes[0].store.peer_count()
 
 
 async def test_query_status_peers_and_services_through_the_control_api(short_tmp):
