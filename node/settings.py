@@ -69,7 +69,7 @@ class MembershipSettings:
     announce_per_peer_s: float = 10.0
     """Seconds of announcement interval per known peer: every record reaches every node, so the
     interval grows with the network and all nodes' records together stay near
-    ``1 / announce_per_peer_s`` per second (at a fixed 10 s, 50 nodes spent most of a core on them).
+    ``1 / announce_per_peer_s`` per second (at a fixed 10 s, 50 nodes in one process spent most of a core on them).
     Connected peers' last-seen is kept current by the connections themselves."""
     max_announce_interval_s: float = 600.0
     """Longest time between announcements, however large the network."""
