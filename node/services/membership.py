@@ -110,8 +110,8 @@ class MembershipService:
                 log.debug("announce failed: %s", exc)
             jitter = random.uniform(1 - ANNOUNCE_JITTER, 1 + ANNOUNCE_JITTER)
             # the interval is re-read as the table fills: a node that just joined waits long once it knows many
-            while time.time() < now + self.announce_interval() * jitter:
-                await trio.sleep(min(RECHECK_S, max(0.0, now + self.announce_interval() * jitter - time.time())))
+            while (remaining := now + self.announce_interval() * jitter - time.time()) > 0:
+                await trio.sleep(min(RECHECK_S, remaining))
 
     def announce_interval(self) -> float:
         """Seconds between announcements: grows with the peers we know (see MembershipSettings)."""

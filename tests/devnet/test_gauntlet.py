@@ -7,16 +7,12 @@ and hold no weight, and the ratings plot is written.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+
+from tests.devnet.scenarios import run_scenario
 
 pytestmark = pytest.mark.devnet
 
-SCENARIO = Path(__file__).resolve().parents[2] / "devnet" / "scenarios" / "gauntlet_short.toml"
 TIMEOUT_S = 900
 
 
@@ -24,9 +20,7 @@ def test_gauntlet_short_scenario_separates_the_adversaries_on_one_checksum(tmp_p
     # Arrange
     root = tmp_path / "dn"
     # Act
-    result = subprocess.run([sys.executable, "-m", "node", "devnet", "run", str(SCENARIO), "--dir", str(root)],
-                            capture_output=True, text=True, timeout=TIMEOUT_S)
-    report = json.loads((root / "report.json").read_text())
+    result, report = run_scenario("gauntlet_short", root, TIMEOUT_S)
     # Assert
     steps = {s["action"]: s for s in report["steps"]}
     run, final = steps["gauntlet_run"], steps["gauntlet_report"]["result"]

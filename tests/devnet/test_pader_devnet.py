@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.devnet.scenarios import run_scenario
+
 pytestmark = pytest.mark.devnet
 
-SCENARIO = Path(__file__).resolve().parents[2] / "devnet" / "scenarios" / "pader_short.toml"
 RUN_TIMEOUT_S = 600
 
 
 def test_pader_short_trains_close_to_plaintext_soreg_and_recommends(tmp_path):
     # Act
-    result = subprocess.run([sys.executable, "-m", "node", "devnet", "run", str(SCENARIO), "--dir", str(tmp_path / "dn")],
-                            capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    report = json.loads((tmp_path / "dn" / "report.json").read_text())
+    result, report = run_scenario("pader_short", tmp_path / "dn", RUN_TIMEOUT_S)
     # Assert
     assert result.returncode == 0, result.stdout + result.stderr
     step = next(s for s in report["steps"] if s["action"] == "pader")

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+
+from tests.devnet.scenarios import run_scenario
 
 pytestmark = pytest.mark.devnet
 
-SCENARIO = Path(__file__).resolve().parents[2] / "devnet" / "scenarios" / "rank_short.toml"
 RUN_TIMEOUT_S = 400
 
 
 def test_rank_short_keeps_weighted_mrr_drops_vanilla_and_answers_the_cli(tmp_path):
     # Act
-    run = subprocess.run([sys.executable, "-m", "node", "devnet", "run", str(SCENARIO), "--dir", str(tmp_path / "dn")],
-                         capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    report = json.loads((tmp_path / "dn" / "report.json").read_text())
+    run, report = run_scenario("rank_short", tmp_path / "dn", RUN_TIMEOUT_S)
     # Assert
     assert run.returncode == 0, run.stdout + run.stderr
     steps = {s["action"]: s for s in report["steps"]}

@@ -6,16 +6,12 @@ resumes from its own checkpoint and log and catches up; every live node ends on 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+
+from tests.devnet.scenarios import run_scenario
 
 pytestmark = pytest.mark.devnet
 
-SCENARIO = Path(__file__).resolve().parents[2] / "devnet" / "scenarios" / "spsa_short.toml"
 TIMEOUT_S = 900
 
 
@@ -23,9 +19,7 @@ def test_spsa_short_scenario_ends_on_one_checksum_after_a_late_join_and_a_kill(t
     # Arrange
     root = tmp_path / "dn"
     # Act
-    result = subprocess.run([sys.executable, "-m", "node", "devnet", "run", str(SCENARIO), "--dir", str(root)],
-                            capture_output=True, text=True, timeout=TIMEOUT_S)
-    report = json.loads((root / "report.json").read_text())
+    result, report = run_scenario("spsa_short", root, TIMEOUT_S)
     # Assert
     steps = {s["action"]: s for s in report["steps"]}
     final = steps["spsa_report"]["result"]

@@ -35,13 +35,19 @@ def pader(node):
     return node.service("pader")
 
 
-async def _setup(nodes):
+async def _start_seller(nodes):
+    """Connect seller and two users, and load the seller's slice of the dataset."""
     seller, u1, u2 = nodes
     await connect(nodes, "full")
     await wait_for_mesh(nodes, TOPIC_CAT)
     await wait_for_mesh([u1, u2], TOPIC_FRIENDS)
     await wait_for(lambda: pader(seller).key is not None, what="seller key")
     await pader(seller)._cmd_load({**SPEC, "seller_index": 0})
+
+
+async def _setup(nodes):
+    _, u1, u2 = nodes
+    await _start_seller(nodes)
     hosts = [str(u1.peer_id), str(u2.peer_id)]
     for index, node in enumerate((u1, u2)):
         await pader(node)._cmd_load({**SPEC, "hosts": hosts, "host_index": index})
@@ -161,11 +167,7 @@ async def test_ratings_survive_a_restart(short_tmp):
 async def test_a_node_trains_its_own_ratings_with_a_friend_and_recommends_unrated_items(short_tmp):
     async with running_nodes(3, short_tmp, roles) as nodes:
         seller, u1, u2 = nodes
-        await connect(nodes, "full")
-        await wait_for_mesh(nodes, TOPIC_CAT)
-        await wait_for_mesh([u1, u2], TOPIC_FRIENDS)
-        await wait_for(lambda: pader(seller).key is not None, what="seller key")
-        await pader(seller)._cmd_load({**SPEC, "seller_index": 0})
+        await _start_seller(nodes)
         for node in (u1, u2):
             await wait_for(lambda n=node: pader(n).users.sellers, what="catalogue")
         for node, scores in ((u1, (5.0, 1.0, 4.0, 2.0, 3.5)), (u2, (4.0, 4.5, 1.5, 2.0, 3.0))):
